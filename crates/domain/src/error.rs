@@ -1,0 +1,114 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The error type adapters wrap their own failures in.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A port failed for a reason that is not part of the domain's vocabulary.
+///
+/// The two variants matter to callers: `Unavailable` is a dependency that
+/// cannot be reached right now (retry later, HTTP 503), `Unexpected` is a
+/// bug or corrupt state (HTTP 500). `what` names the dependency ("database",
+/// "session store", "password hasher") for logs and readiness reports.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    #[error("{what} is unavailable")]
+    Unavailable {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("unexpected failure in {what}")]
+    Unexpected {
+        what: &'static str,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl PortError {
+    pub fn unavailable(what: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unavailable {
+            what,
+            source: source.into(),
+        }
+    }
+
+    pub fn unexpected(what: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::Unexpected {
+            what,
+            source: source.into(),
+        }
+    }
+
+    /// The dependency that failed.
+    pub fn what(&self) -> &'static str {
+        match self {
+            Self::Unavailable { what, .. } | Self::Unexpected { what, .. } => what,
+        }
+    }
+}
+
+/// Field-level validation failures: each field maps to its messages.
+///
+/// Field names are the ones clients use (camelCase), so the HTTP layer can
+/// pass them through unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationErrors {
+    fields: BTreeMap<String, Vec<String>>,
+}
+
+impl ValidationErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.fields
+            .entry(field.to_owned())
+            .or_default()
+            .push(message.into());
+    }
+
+    /// Records the error of `result` under `field` and returns its value.
+    pub fn check<T, E: fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+        result.map_err(|e| self.add(field, e.to_string())).ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn fields(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.fields
+    }
+
+    /// `Ok(value)` when nothing was recorded, else `Err(self)`.
+    pub fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, Self> {
+        if self.is_empty() { Ok(value()) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (field, messages) in &self.fields {
+            for message in messages {
+                if !first {
+                    f.write_str("; ")?;
+                }
+                first = false;
+                write!(f, "{field}: {message}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}

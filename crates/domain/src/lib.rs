@@ -1,0 +1,29 @@
+//! TaskFlow's domain: entities, validated value objects, the ports (traits)
+//! that adapters implement, and the use cases in [`TaskFlow`].
+//!
+//! This crate knows nothing of HTTP, JSON, SQL, Redis, async runtimes or
+//! cryptography. Adapters translate their own failures into [`PortError`];
+//! the HTTP layer maps the per-use-case error enums to status codes.
+
+pub mod auth;
+pub mod error;
+pub mod ports;
+pub mod service;
+pub mod task;
+pub mod user;
+
+pub use auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash};
+pub use error::{BoxError, PortError, ValidationErrors};
+pub use ports::{
+    AccessTokens, Clock, PasswordHasher, Ports, Repository, SessionStore, Store, SystemClock,
+    Transaction,
+};
+pub use service::{
+    AuthError, CreateTaskError, Health, LoginError, LoginOutcome, RefreshError, RegisterError,
+    RegisterInput, Settings, TaskError, TaskFlow, UpdateTaskError,
+};
+pub use task::{
+    Cursor, CursorKey, NewTask, Page, Priority, SortKey, Status, Task, TaskId, TaskPatch,
+    TaskQuery, TaskSort, Title,
+};
+pub use user::{Email, PasswordHash, PlainPassword, Role, User, UserId, UserName};

@@ -1,0 +1,470 @@
+use std::cmp::Ordering;
+use std::fmt;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::ValidationErrors;
+use crate::user::UserId;
+
+/// A task's id (UUIDv7: time-ordered, so it doubles as a tie-breaker in
+/// keyset pagination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub Uuid);
+
+impl TaskId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// 1–200 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub const MAX_LEN: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let title = raw.trim();
+        if title.is_empty() {
+            Err("must not be blank")
+        } else if title.chars().count() > Self::MAX_LEN {
+            Err("must be at most 200 characters")
+        } else {
+            Ok(Self(title.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// At most 10 000 characters; kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_LEN: usize = 10_000;
+
+    pub fn parse(raw: String) -> Result<Self, &'static str> {
+        if raw.chars().count() > Self::MAX_LEN {
+            Err("must be at most 10000 characters")
+        } else {
+            Ok(Self(raw))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Status {
+    #[default]
+    Todo,
+    InProgress,
+    Done,
+}
+
+impl Status {
+    pub const ALL: [Status; 3] = [Status::Todo, Status::InProgress, Status::Done];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Todo => "todo",
+            Status::InProgress => "in_progress",
+            Status::Done => "done",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// Ordered by urgency: `Low < Medium < High < Urgent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Priority {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+
+    /// 0 (low) to 3 (urgent): the order stores sort by.
+    pub fn rank(self) -> i16 {
+        self as i16
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: TaskId,
+    pub owner_id: UserId,
+    pub title: Title,
+    pub description: Option<Description>,
+    pub status: Status,
+    pub priority: Priority,
+    pub due_date: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// Set when the status becomes `Done`, cleared when it leaves `Done`.
+    pub completed_at: Option<OffsetDateTime>,
+    /// 1 on creation, +1 on every change.
+    pub version: i64,
+}
+
+/// What a client sends to create a task; unvalidated.
+#[derive(Debug, Clone, Default)]
+pub struct NewTask {
+    pub title: String,
+    pub description: Option<String>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_date: Option<OffsetDateTime>,
+}
+
+/// A partial change: `None` leaves a field alone, `Some(None)` clears a
+/// nullable one. A full replacement (PUT) sets every field.
+#[derive(Debug, Clone, Default)]
+pub struct TaskPatch {
+    pub title: Option<String>,
+    pub description: Option<Option<String>>,
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_date: Option<Option<OffsetDateTime>>,
+}
+
+impl Task {
+    /// A new task owned by `owner`, validated.
+    pub fn create(
+        owner: UserId,
+        input: NewTask,
+        now: OffsetDateTime,
+    ) -> Result<Task, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let title = errors.check("title", Title::parse(&input.title));
+        let description = input
+            .description
+            .map(|d| errors.check("description", Description::parse(d)))
+            .unwrap_or_default();
+        let status = input.status.unwrap_or_default();
+        let title = match title {
+            Some(title) if errors.is_empty() => title,
+            _ => return Err(errors),
+        };
+        Ok(Task {
+            id: TaskId::generate(),
+            owner_id: owner,
+            title,
+            description,
+            status,
+            priority: input.priority.unwrap_or_default(),
+            due_date: input.due_date.map(truncate_to_micros),
+            created_at: now,
+            updated_at: now,
+            completed_at: (status == Status::Done).then_some(now),
+            version: 1,
+        })
+    }
+
+    /// Applies `patch`; returns whether anything changed. Version,
+    /// `updatedAt` and `completedAt` move only when something did.
+    pub fn apply(&mut self, patch: TaskPatch, now: OffsetDateTime) -> Result<bool, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let title = patch
+            .title
+            .and_then(|t| errors.check("title", Title::parse(&t)));
+        let description = patch.description.map(|d| {
+            d.and_then(|d| errors.check("description", Description::parse(d)))
+        });
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut next = self.clone();
+        if let Some(title) = title {
+            next.title = title;
+        }
+        if let Some(description) = description {
+            next.description = description;
+        }
+        if let Some(status) = patch.status {
+            next.status = status;
+        }
+        if let Some(priority) = patch.priority {
+            next.priority = priority;
+        }
+        if let Some(due_date) = patch.due_date {
+            next.due_date = due_date.map(truncate_to_micros);
+        }
+        if next == *self {
+            return Ok(false);
+        }
+        match (self.status, next.status) {
+            (Status::Done, Status::Done) => {}
+            (_, Status::Done) => next.completed_at = Some(now),
+            _ => next.completed_at = None,
+        }
+        next.updated_at = now;
+        next.version += 1;
+        *self = next;
+        Ok(true)
+    }
+
+    /// This task's value for `key`, as a keyset cursor records it.
+    pub fn cursor_key(&self, key: SortKey) -> CursorKey {
+        match key {
+            SortKey::CreatedAt => CursorKey::Time(self.created_at),
+            SortKey::UpdatedAt => CursorKey::Time(self.updated_at),
+            SortKey::DueDate => CursorKey::OptionalTime(self.due_date),
+            SortKey::Priority => CursorKey::Priority(self.priority),
+        }
+    }
+
+    /// Where this task stands in `sort` relative to `cursor`: `Greater`
+    /// means it comes after the cursor's row.
+    pub fn cmp_to_cursor(&self, sort: TaskSort, cursor: &Cursor) -> Ordering {
+        let ordering = compare_keys(&self.cursor_key(sort.key), &cursor.key)
+            .then_with(|| self.id.cmp(&cursor.id));
+        if sort.descending { ordering.reverse() } else { ordering }
+    }
+
+    /// Orders two tasks as `sort` lists them.
+    pub fn cmp_by(&self, other: &Task, sort: TaskSort) -> Ordering {
+        self.cmp_to_cursor(sort, &other.cursor(sort))
+    }
+
+    pub fn cursor(&self, sort: TaskSort) -> Cursor {
+        Cursor {
+            sort,
+            key: self.cursor_key(sort.key),
+            id: self.id,
+        }
+    }
+}
+
+/// Ascending order of sort keys. A missing due date sorts after every date
+/// (and so first when descending), as PostgreSQL's default `NULLS LAST`
+/// for ascending indexes does.
+fn compare_keys(a: &CursorKey, b: &CursorKey) -> Ordering {
+    match (a, b) {
+        (CursorKey::Time(a), CursorKey::Time(b)) => a.cmp(b),
+        (CursorKey::Priority(a), CursorKey::Priority(b)) => a.cmp(b),
+        (CursorKey::OptionalTime(a), CursorKey::OptionalTime(b)) => match (a, b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        },
+        // A cursor's key always matches its sort key (checked when parsed).
+        _ => Ordering::Equal,
+    }
+}
+
+/// Stores keep timestamps to the microsecond; so does the domain, so a value
+/// reads back exactly as it was written.
+pub fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let nanos = t.nanosecond();
+    t.replace_nanosecond(nanos - nanos % 1_000).unwrap_or(t)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    DueDate,
+    Priority,
+}
+
+impl SortKey {
+    pub const ALL: [SortKey; 4] = [
+        SortKey::CreatedAt,
+        SortKey::UpdatedAt,
+        SortKey::DueDate,
+        SortKey::Priority,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::CreatedAt => "createdAt",
+            SortKey::UpdatedAt => "updatedAt",
+            SortKey::DueDate => "dueDate",
+            SortKey::Priority => "priority",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskSort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Default for TaskSort {
+    /// Newest first.
+    fn default() -> Self {
+        Self {
+            key: SortKey::CreatedAt,
+            descending: true,
+        }
+    }
+}
+
+impl TaskSort {
+    /// `createdAt`, `-createdAt`, `dueDate`, … (a leading `-` for descending).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (descending, name) = match raw.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, raw),
+        };
+        let key = SortKey::ALL.into_iter().find(|k| k.as_str() == name)?;
+        Some(Self { key, descending })
+    }
+
+    pub fn as_string(self) -> String {
+        let sign = if self.descending { "-" } else { "" };
+        format!("{sign}{}", self.key.as_str())
+    }
+}
+
+/// The sort-key value of the last row a page showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorKey {
+    Time(OffsetDateTime),
+    OptionalTime(Option<OffsetDateTime>),
+    Priority(Priority),
+}
+
+/// A keyset-pagination position: the next page starts after the row with
+/// this sort-key value and id, in this sort order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub sort: TaskSort,
+    pub key: CursorKey,
+    pub id: TaskId,
+}
+
+impl Cursor {
+    /// Whether `key` is of the kind `sort` orders by.
+    pub fn key_matches(sort: SortKey, key: &CursorKey) -> bool {
+        matches!(
+            (sort, key),
+            (SortKey::CreatedAt | SortKey::UpdatedAt, CursorKey::Time(_))
+                | (SortKey::DueDate, CursorKey::OptionalTime(_))
+                | (SortKey::Priority, CursorKey::Priority(_))
+        )
+    }
+}
+
+/// A page of the caller's tasks.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    pub status: Option<Status>,
+    pub priority: Option<Priority>,
+    pub due_before: Option<OffsetDateTime>,
+    pub due_after: Option<OffsetDateTime>,
+    pub sort: TaskSort,
+    /// 1–100.
+    pub limit: u32,
+    pub after: Option<Cursor>,
+}
+
+impl TaskQuery {
+    pub const DEFAULT_LIMIT: u32 = 20;
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// Whether `task` passes the filters (not the cursor).
+    pub fn matches(&self, task: &Task) -> bool {
+        self.status.is_none_or(|s| task.status == s)
+            && self.priority.is_none_or(|p| task.priority == p)
+            && self
+                .due_before
+                .is_none_or(|t| task.due_date.is_some_and(|d| d < t))
+            && self
+                .due_after
+                .is_none_or(|t| task.due_date.is_some_and(|d| d > t))
+    }
+
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        if !(1..=Self::MAX_LIMIT).contains(&self.limit) {
+            errors.add("limit", "must be between 1 and 100");
+        }
+        if let Some(cursor) = &self.after {
+            if cursor.sort != self.sort || !Cursor::key_matches(self.sort.key, &cursor.key) {
+                errors.add("cursor", "belongs to a different sort order");
+            }
+        }
+        errors.into_result(|| ())
+    }
+}
+
+/// One page of results with the position to continue from.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn sort_parses_every_documented_value() {
+        for raw in [
+            "createdAt", "-createdAt", "dueDate", "-dueDate", "priority", "-priority", "updatedAt",
+            "-updatedAt",
+        ] {
+            let sort = TaskSort::parse(raw).expect(raw);
+            assert_eq!(sort.as_string(), raw);
+        }
+        assert_eq!(TaskSort::parse("title"), None);
+        assert_eq!(TaskSort::parse("--createdAt"), None);
+    }
+
+    #[test]
+    fn truncation_keeps_microseconds() {
+        let t = datetime!(2026-01-02 03:04:05.123456789 UTC);
+        assert_eq!(truncate_to_micros(t), datetime!(2026-01-02 03:04:05.123456 UTC));
+    }
+
+    #[test]
+    fn missing_due_dates_sort_last_ascending() {
+        let some = CursorKey::OptionalTime(Some(datetime!(2026-01-01 0:00 UTC)));
+        let none = CursorKey::OptionalTime(None);
+        assert_eq!(compare_keys(&some, &none), Ordering::Less);
+    }
+}
