@@ -1,0 +1,118 @@
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use domain::{Clock, PortError, Role, Session, SessionId, SessionStore, SystemClock, TokenHash, UserId};
+use time::OffsetDateTime;
+
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<SessionId, Session>,
+    by_refresh: HashMap<TokenHash, SessionId>,
+}
+
+impl Sessions {
+    fn remove(&mut self, id: SessionId) -> Option<Session> {
+        let session = self.by_id.remove(&id)?;
+        self.by_refresh.remove(&session.refresh_hash);
+        Some(session)
+    }
+
+    /// Drops every expired session; called on writes, so memory stays
+    /// bounded by the sessions alive.
+    fn purge(&mut self, now: OffsetDateTime) {
+        let expired: Vec<SessionId> = self
+            .by_id
+            .values()
+            .filter(|s| s.expires_at <= now)
+            .map(|s| s.id)
+            .collect();
+        for id in expired {
+            self.remove(id);
+        }
+    }
+}
+
+/// Sessions in memory, expiring by the given clock.
+#[derive(Debug, Clone)]
+pub struct MemorySessionStore<C = SystemClock> {
+    sessions: Arc<Mutex<Sessions>>,
+    clock: C,
+}
+
+impl Default for MemorySessionStore {
+    fn default() -> Self {
+        Self::new(SystemClock)
+    }
+}
+
+impl<C: Clock> MemorySessionStore<C> {
+    pub fn new(clock: C) -> Self {
+        Self {
+            sessions: Arc::default(),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
+        // Every critical section leaves the maps consistent, so a panic
+        // elsewhere does not make them unusable.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<C: Clock + std::fmt::Debug> SessionStore for MemorySessionStore<C> {
+    async fn create(&self, session: &Session) -> Result<(), PortError> {
+        let now = self.clock.now();
+        let mut sessions = self.lock();
+        sessions.purge(now);
+        sessions
+            .by_refresh
+            .insert(session.refresh_hash.clone(), session.id);
+        sessions.by_id.insert(session.id, session.clone());
+        Ok(())
+    }
+
+    async fn active(&self, id: SessionId) -> Result<Option<(UserId, Role)>, PortError> {
+        let now = self.clock.now();
+        Ok(self
+            .lock()
+            .by_id
+            .get(&id)
+            .filter(|s| s.expires_at > now)
+            .map(|s| (s.user_id, s.role)))
+    }
+
+    async fn rotate(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        expires_at: OffsetDateTime,
+    ) -> Result<Option<Session>, PortError> {
+        let now = self.clock.now();
+        let mut sessions = self.lock();
+        let Some(id) = sessions.by_refresh.remove(old) else {
+            return Ok(None);
+        };
+        let Some(session) = sessions.by_id.get_mut(&id) else {
+            return Ok(None);
+        };
+        if session.expires_at <= now {
+            sessions.remove(id);
+            return Ok(None);
+        }
+        session.refresh_hash = new.clone();
+        session.expires_at = expires_at;
+        let session = session.clone();
+        sessions.by_refresh.insert(new.clone(), id);
+        Ok(Some(session))
+    }
+
+    async fn revoke(&self, id: SessionId) -> Result<(), PortError> {
+        self.lock().remove(id);
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), PortError> {
+        Ok(())
+    }
+}
