@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use domain::{Clock, PortError, Role, Session, SessionId, SessionStore, SystemClock, TokenHash, UserId};
+use domain::{
+    Clock, PortError, Role, Session, SessionId, SessionStore, SystemClock, TokenHash, UserId,
+};
 use time::OffsetDateTime;
 
 #[derive(Debug, Default)]

@@ -170,7 +170,11 @@ impl Repository for MemoryConnection {
         Ok(self.state.lock().await.delete_task(owner, id).is_some())
     }
 
-    async fn list_tasks(&mut self, owner: UserId, query: &TaskQuery) -> Result<Vec<Task>, PortError> {
+    async fn list_tasks(
+        &mut self,
+        owner: UserId,
+        query: &TaskQuery,
+    ) -> Result<Vec<Task>, PortError> {
         Ok(self.state.lock().await.list_tasks(owner, query))
     }
 }
@@ -248,7 +252,11 @@ impl Repository for MemoryTransaction {
         Ok(deleted)
     }
 
-    async fn list_tasks(&mut self, owner: UserId, query: &TaskQuery) -> Result<Vec<Task>, PortError> {
+    async fn list_tasks(
+        &mut self,
+        owner: UserId,
+        query: &TaskQuery,
+    ) -> Result<Vec<Task>, PortError> {
         Ok(self.state()?.list_tasks(owner, query))
     }
 }

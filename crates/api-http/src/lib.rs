@@ -1,1 +1,150 @@
+//! TaskFlow's HTTP layer: actix-web handlers over the use cases of
+//! [`domain::TaskFlow`], JSON DTOs (serde + garde + utoipa), the envelope,
+//! the request-id middleware, the OpenAPI document and Swagger UI.
+//!
+//! It depends on `domain` only, never on an adapter: the server picks the
+//! adapters and hands a `TaskFlow<P>` to [`configure`].
 
+pub mod dto;
+pub mod envelope;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod middleware;
+pub mod openapi;
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, Route, web};
+use domain::{Ports, TaskFlow};
+
+pub use error::{ApiError, ErrorCode};
+pub use middleware::{REQUEST_ID_HEADER, RequestId, request_context};
+pub use openapi::ApiDoc;
+
+use handlers::{auth, ops, tasks};
+
+/// Registers every route, the extractor configuration and the fallbacks.
+/// Wrap the `App` in [`request_context`] (outermost) so every response gets
+/// its request id and every error the envelope.
+pub fn configure<P: Ports>(app: web::Data<TaskFlow<P>>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(app)
+            .app_data(extract::query_config())
+            .app_data(extract::path_config())
+            .app_data(extract::payload_config())
+            .app_data(web::Data::new(openapi::document()));
+        register_routes::<P>(&mut Routes::new(Some(cfg)));
+        cfg.service(web::resource("/docs").route(web::get().to(|| async {
+            HttpResponse::PermanentRedirect()
+                .insert_header(("Location", "/docs/"))
+                .finish()
+        })))
+        .service(
+            utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+                .config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json")),
+        )
+        .default_service(web::to(not_found));
+    }
+}
+
+/// Every API route the server serves (method and path template), read off
+/// the same registration [`configure`] uses. The Swagger UI pages under
+/// `/docs` are not API routes and are not listed.
+pub fn served_routes<P: Ports>() -> Vec<(Method, String)> {
+    let mut routes = Routes::new(None);
+    register_routes::<P>(&mut routes);
+    routes.seen
+}
+
+fn register_routes<P: Ports>(r: &mut Routes<'_>) {
+    r.resource("/health", vec![(Method::GET, web::get().to(ops::health))]);
+    r.resource(
+        "/ready",
+        vec![(Method::GET, web::get().to(ops::ready::<P>))],
+    );
+    r.resource(
+        "/api-docs/openapi.json",
+        vec![(Method::GET, web::get().to(ops::openapi_json))],
+    );
+    r.resource(
+        "/api/v1/auth/register",
+        vec![(Method::POST, web::post().to(auth::register::<P>))],
+    );
+    r.resource(
+        "/api/v1/auth/login",
+        vec![(Method::POST, web::post().to(auth::login::<P>))],
+    );
+    r.resource(
+        "/api/v1/auth/refresh",
+        vec![(Method::POST, web::post().to(auth::refresh::<P>))],
+    );
+    r.resource(
+        "/api/v1/auth/logout",
+        vec![(Method::POST, web::post().to(auth::logout::<P>))],
+    );
+    r.resource(
+        "/api/v1/users/me",
+        vec![(Method::GET, web::get().to(auth::me::<P>))],
+    );
+    r.resource(
+        "/api/v1/tasks",
+        vec![
+            (Method::GET, web::get().to(tasks::list_tasks::<P>)),
+            (Method::POST, web::post().to(tasks::create_task::<P>)),
+        ],
+    );
+    r.resource(
+        "/api/v1/tasks/{id}",
+        vec![
+            (Method::GET, web::get().to(tasks::get_task::<P>)),
+            (Method::PUT, web::put().to(tasks::replace_task::<P>)),
+            (Method::PATCH, web::patch().to(tasks::patch_task::<P>)),
+            (Method::DELETE, web::delete().to(tasks::delete_task::<P>)),
+        ],
+    );
+}
+
+/// Registers resources and remembers what it registered.
+struct Routes<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    seen: Vec<(Method, String)>,
+}
+
+impl<'a> Routes<'a> {
+    fn new(cfg: Option<&'a mut web::ServiceConfig>) -> Self {
+        Self {
+            cfg,
+            seen: Vec::new(),
+        }
+    }
+
+    /// A path with its method routes; any other method is 405 with `Allow`.
+    fn resource(&mut self, path: &str, routes: Vec<(Method, Route)>) {
+        let allow = routes
+            .iter()
+            .map(|(m, _)| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.seen
+            .extend(routes.iter().map(|(m, _)| (m.clone(), path.to_owned())));
+        let Some(cfg) = self.cfg.as_deref_mut() else {
+            return;
+        };
+        let mut resource = web::resource(path);
+        for (_, route) in routes {
+            resource = resource.route(route);
+        }
+        cfg.service(resource.default_service(web::to(move || {
+            let allow = allow.clone();
+            async move {
+                HttpResponse::MethodNotAllowed()
+                    .insert_header(("Allow", allow))
+                    .finish()
+            }
+        })));
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NotFound, "No such route."))
+}

@@ -12,7 +12,9 @@ pub mod service;
 pub mod task;
 pub mod user;
 
-pub use auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash};
+pub use auth::{
+    AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash,
+};
 pub use error::{BoxError, PortError, ValidationErrors};
 pub use ports::{
     AccessTokens, Clock, PasswordHasher, Ports, Repository, SessionStore, Store, SystemClock,

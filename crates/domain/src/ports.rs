@@ -127,8 +127,11 @@ pub trait PasswordHasher: Clone + Send + Sync + 'static {
 
 /// Access tokens (signed, short-lived) and refresh-token secrets.
 pub trait AccessTokens: Clone + Send + Sync + 'static {
-    fn issue(&self, claims: AccessClaims, now: OffsetDateTime)
-    -> Result<IssuedAccessToken, PortError>;
+    fn issue(
+        &self,
+        claims: AccessClaims,
+        now: OffsetDateTime,
+    ) -> Result<IssuedAccessToken, PortError>;
     /// The claims of a token that is well-formed, correctly signed, issued
     /// by us and not expired; `None` otherwise.
     fn verify(&self, token: &str) -> Option<AccessClaims>;

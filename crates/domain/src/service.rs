@@ -244,7 +244,13 @@ impl<P: Ports> TaskFlow<P> {
         let Some(session) = self.sessions.rotate(&old, &new, expires_at).await? else {
             return Err(RefreshError::InvalidToken);
         };
-        let Some(user) = self.store.connection().await?.user_by_id(session.user_id).await? else {
+        let Some(user) = self
+            .store
+            .connection()
+            .await?
+            .user_by_id(session.user_id)
+            .await?
+        else {
             self.sessions.revoke(session.id).await?;
             return Err(RefreshError::InvalidToken);
         };
@@ -256,7 +262,11 @@ impl<P: Ports> TaskFlow<P> {
         })
     }
 
-    fn issue(&self, session: &Session, now: OffsetDateTime) -> Result<IssuedAccessToken, PortError> {
+    fn issue(
+        &self,
+        session: &Session,
+        now: OffsetDateTime,
+    ) -> Result<IssuedAccessToken, PortError> {
         let claims = AccessClaims {
             user_id: session.user_id,
             session_id: session.id,
@@ -350,7 +360,11 @@ impl<P: Ports> TaskFlow<P> {
             .await?
             .delete_task(principal.user_id, id)
             .await?;
-        if deleted { Ok(()) } else { Err(TaskError::NotFound) }
+        if deleted {
+            Ok(())
+        } else {
+            Err(TaskError::NotFound)
+        }
     }
 
     /// One page of the caller's tasks.

@@ -201,14 +201,18 @@ impl Task {
 
     /// Applies `patch`; returns whether anything changed. Version,
     /// `updatedAt` and `completedAt` move only when something did.
-    pub fn apply(&mut self, patch: TaskPatch, now: OffsetDateTime) -> Result<bool, ValidationErrors> {
+    pub fn apply(
+        &mut self,
+        patch: TaskPatch,
+        now: OffsetDateTime,
+    ) -> Result<bool, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let title = patch
             .title
             .and_then(|t| errors.check("title", Title::parse(&t)));
-        let description = patch.description.map(|d| {
-            d.and_then(|d| errors.check("description", Description::parse(d)))
-        });
+        let description = patch
+            .description
+            .map(|d| d.and_then(|d| errors.check("description", Description::parse(d))));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -257,7 +261,11 @@ impl Task {
     pub fn cmp_to_cursor(&self, sort: TaskSort, cursor: &Cursor) -> Ordering {
         let ordering = compare_keys(&self.cursor_key(sort.key), &cursor.key)
             .then_with(|| self.id.cmp(&cursor.id));
-        if sort.descending { ordering.reverse() } else { ordering }
+        if sort.descending {
+            ordering.reverse()
+        } else {
+            ordering
+        }
     }
 
     /// Orders two tasks as `sort` lists them.
@@ -421,10 +429,10 @@ impl TaskQuery {
         if !(1..=Self::MAX_LIMIT).contains(&self.limit) {
             errors.add("limit", "must be between 1 and 100");
         }
-        if let Some(cursor) = &self.after {
-            if cursor.sort != self.sort || !Cursor::key_matches(self.sort.key, &cursor.key) {
-                errors.add("cursor", "belongs to a different sort order");
-            }
+        if let Some(cursor) = &self.after
+            && (cursor.sort != self.sort || !Cursor::key_matches(self.sort.key, &cursor.key))
+        {
+            errors.add("cursor", "belongs to a different sort order");
         }
         errors.into_result(|| ())
     }
@@ -445,7 +453,13 @@ mod tests {
     #[test]
     fn sort_parses_every_documented_value() {
         for raw in [
-            "createdAt", "-createdAt", "dueDate", "-dueDate", "priority", "-priority", "updatedAt",
+            "createdAt",
+            "-createdAt",
+            "dueDate",
+            "-dueDate",
+            "priority",
+            "-priority",
+            "updatedAt",
             "-updatedAt",
         ] {
             let sort = TaskSort::parse(raw).expect(raw);
@@ -458,7 +472,10 @@ mod tests {
     #[test]
     fn truncation_keeps_microseconds() {
         let t = datetime!(2026-01-02 03:04:05.123456789 UTC);
-        assert_eq!(truncate_to_micros(t), datetime!(2026-01-02 03:04:05.123456 UTC));
+        assert_eq!(
+            truncate_to_micros(t),
+            datetime!(2026-01-02 03:04:05.123456 UTC)
+        );
     }
 
     #[test]

@@ -1,0 +1,133 @@
+//! The success envelope and the schemas the OpenAPI document shows for both
+//! envelopes.
+
+use std::collections::BTreeMap;
+
+use actix_web::body::BoxBody;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::ErrorCode;
+use crate::middleware::RequestId;
+
+/// `{"success": true, "data": …, "error": null, "meta": {…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope<T> {
+    /// Always `true` here.
+    pub success: bool,
+    pub data: T,
+    /// Always `null` here.
+    #[schema(value_type = Option<ErrorBody>)]
+    pub error: Option<()>,
+    pub meta: Meta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    /// The request's id, also in the `X-Request-Id` response header and in
+    /// every log line of the request.
+    pub request_id: String,
+    /// Present on lists only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<Pagination>,
+}
+
+/// Keyset pagination: pass `nextCursor` as `cursor` to get the next page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    pub limit: u32,
+    /// Opaque; `null` on the last page.
+    pub next_cursor: Option<String>,
+    pub has_more: bool,
+}
+
+/// `{"success": false, "data": null, "error": {…}, "meta": {…}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorEnvelope {
+    /// Always `false`.
+    pub success: bool,
+    /// Always `null`.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<()>,
+    pub error: ErrorBody,
+    pub meta: Meta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// For people; may change. Program against `code`.
+    pub message: String,
+    /// For `VALIDATION_FAILED`: each invalid field and its messages.
+    pub details: BTreeMap<String, Vec<String>>,
+}
+
+/// A successful JSON response, wrapped in the envelope when it is sent.
+#[derive(Debug)]
+pub struct Reply<T> {
+    status: StatusCode,
+    data: T,
+    pagination: Option<Pagination>,
+    location: Option<String>,
+}
+
+impl<T: Serialize> Reply<T> {
+    pub fn new(data: T) -> Self {
+        Self {
+            status: StatusCode::OK,
+            data,
+            pagination: None,
+            location: None,
+        }
+    }
+
+    /// 201, with a `Location` header when the resource has its own URL.
+    pub fn created(data: T, location: Option<String>) -> Self {
+        Self {
+            status: StatusCode::CREATED,
+            data,
+            pagination: None,
+            location,
+        }
+    }
+
+    pub fn page(data: T, pagination: Pagination) -> Self {
+        Self {
+            pagination: Some(pagination),
+            ..Self::new(data)
+        }
+    }
+}
+
+impl<T: Serialize> Responder for Reply<T> {
+    type Body = BoxBody;
+
+    fn respond_to(self, req: &HttpRequest) -> HttpResponse {
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        let envelope = Envelope {
+            success: true,
+            data: self.data,
+            error: None,
+            meta: Meta {
+                request_id,
+                pagination: self.pagination,
+            },
+        };
+        let mut response = HttpResponse::build(self.status).json(envelope);
+        if let Some(location) = self.location.and_then(|l| HeaderValue::try_from(l).ok()) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+        response
+    }
+}

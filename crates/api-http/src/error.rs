@@ -1,0 +1,326 @@
+//! The one place where failures become HTTP: error codes, statuses and the
+//! error envelope.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use domain::{
+    AuthError, CreateTaskError, LoginError, PortError, RefreshError, RegisterError, TaskError,
+    UpdateTaskError, ValidationErrors,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::envelope::{ErrorBody, ErrorEnvelope, Meta};
+
+/// The catalogue of error codes a client can receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    MalformedRequest,
+    Unauthenticated,
+    InvalidCredentials,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+    RateLimited,
+    Internal,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The code for a response that some other part of the stack (actix
+    /// itself, a middleware) produced with only a status.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Unauthenticated,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            409 => Self::Conflict,
+            413 => Self::PayloadTooLarge,
+            415 => Self::UnsupportedMediaType,
+            422 => Self::ValidationFailed,
+            429 => Self::RateLimited,
+            503 => Self::ServiceUnavailable,
+            400..=499 => Self::MalformedRequest,
+            _ => Self::Internal,
+        }
+    }
+
+    fn default_message(self) -> &'static str {
+        match self {
+            Self::MalformedRequest => "The request could not be understood.",
+            Self::Unauthenticated => "Authentication is required.",
+            Self::InvalidCredentials => "Invalid e-mail or password.",
+            Self::Forbidden => "You are not allowed to do this.",
+            Self::NotFound => "No such resource.",
+            Self::MethodNotAllowed => "This method is not allowed on this resource.",
+            Self::Conflict => "The request conflicts with the current state.",
+            Self::PayloadTooLarge => "The request body is too large.",
+            Self::UnsupportedMediaType => {
+                "The request body must be JSON (Content-Type: application/json)."
+            }
+            Self::ValidationFailed => "The request is invalid.",
+            Self::RateLimited => "Too many requests.",
+            Self::Internal => "An internal error occurred.",
+            Self::ServiceUnavailable => "The service is temporarily unavailable.",
+        }
+    }
+}
+
+/// An error as the API reports it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: BTreeMap<String, Vec<String>>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: BTreeMap::new(),
+        }
+    }
+
+    pub fn code(code: ErrorCode) -> Self {
+        Self::new(code, code.default_message())
+    }
+
+    pub fn validation(errors: &ValidationErrors) -> Self {
+        Self {
+            code: ErrorCode::ValidationFailed,
+            message: ErrorCode::ValidationFailed.default_message().to_owned(),
+            details: errors.fields().clone(),
+        }
+    }
+
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::MalformedRequest, message)
+    }
+
+    /// A failed dependency: logged here with its cause chain, reported to
+    /// the client without internals.
+    pub fn port(error: &PortError) -> Self {
+        let mut chain = String::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        match error {
+            PortError::Unavailable { what, .. } => {
+                tracing::warn!(dependency = what, "{error}{chain}");
+                Self::code(ErrorCode::ServiceUnavailable)
+            }
+            PortError::Unexpected { what, .. } => {
+                tracing::error!(dependency = what, "{error}{chain}");
+                Self::code(ErrorCode::Internal)
+            }
+        }
+    }
+
+    /// The error envelope for this error.
+    pub fn envelope(&self, request_id: &str) -> ErrorEnvelope {
+        ErrorEnvelope {
+            success: false,
+            data: None,
+            error: ErrorBody {
+                code: self.code,
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+            meta: Meta {
+                request_id: request_id.to_owned(),
+                pagination: None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The envelope without a request id: the request-id middleware renders
+    /// every error response again with it.
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(self.envelope(""))
+    }
+}
+
+impl From<PortError> for ApiError {
+    fn from(e: PortError) -> Self {
+        Self::port(&e)
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::Invalid(errors) => Self::validation(&errors),
+            RegisterError::EmailTaken => Self::new(
+                ErrorCode::Conflict,
+                "This e-mail address is already registered.",
+            ),
+            RegisterError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => Self::code(ErrorCode::InvalidCredentials),
+            LoginError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::InvalidToken => Self::new(
+                ErrorCode::Unauthenticated,
+                "The refresh token is invalid, expired or already used.",
+            ),
+            RefreshError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated => Self::new(
+                ErrorCode::Unauthenticated,
+                "A valid access token is required (Authorization: Bearer <token>).",
+            ),
+            AuthError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateTaskError> for ApiError {
+    fn from(e: CreateTaskError) -> Self {
+        match e {
+            CreateTaskError::Invalid(errors) => Self::validation(&errors),
+            CreateTaskError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<TaskError> for ApiError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::NotFound => Self::new(ErrorCode::NotFound, "No such task."),
+            TaskError::Invalid(errors) => Self::validation(&errors),
+            TaskError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<UpdateTaskError> for ApiError {
+    fn from(e: UpdateTaskError) -> Self {
+        match e {
+            UpdateTaskError::NotFound => Self::new(ErrorCode::NotFound, "No such task."),
+            UpdateTaskError::Invalid(errors) => Self::validation(&errors),
+            UpdateTaskError::Port(e) => e.into(),
+        }
+    }
+}
+
+impl From<garde::Report> for ApiError {
+    fn from(report: garde::Report) -> Self {
+        let mut errors = ValidationErrors::new();
+        for (path, error) in report.iter() {
+            let field = camel_case(&path.to_string());
+            let field = if field.is_empty() { "body" } else { &field };
+            errors.add(field, error.message());
+        }
+        Self::validation(&errors)
+    }
+}
+
+/// `due_date` → `dueDate`: garde reports Rust field names, clients see
+/// camelCase ones.
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_become_camel_case() {
+        assert_eq!(camel_case("due_date"), "dueDate");
+        assert_eq!(camel_case("title"), "title");
+    }
+
+    #[test]
+    fn every_code_maps_back_from_its_status() {
+        for code in [
+            ErrorCode::MalformedRequest,
+            ErrorCode::Unauthenticated,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::MethodNotAllowed,
+            ErrorCode::Conflict,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::ValidationFailed,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+            ErrorCode::ServiceUnavailable,
+        ] {
+            assert_eq!(ErrorCode::for_status(code.status()), code);
+        }
+    }
+}

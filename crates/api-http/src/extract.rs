@@ -1,0 +1,145 @@
+//! Extractors that say what they mean: a JSON body that is parsed and
+//! validated or rejected in the envelope, and the authenticated caller.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use domain::{Ports, Principal, TaskFlow};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// The largest JSON body accepted (a 10 000-character description in
+/// four-byte characters fits).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON request body, deserialised and validated.
+///
+/// Not JSON: 415. Over [`BODY_LIMIT`]: 413. Not well-formed JSON: 400.
+/// Well-formed but of the wrong shape (unknown field, wrong type, missing
+/// field) or breaking a rule: 422 with the offending field in `details`.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T> FromRequest for Body<T>
+where
+    T: DeserializeOwned + garde::Validate<Context = ()> + 'static,
+{
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = match req.mime_type() {
+            Ok(Some(mime)) => {
+                mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
+            }
+            _ => false,
+        };
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::code(ErrorCode::UnsupportedMediaType));
+            }
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code() == ErrorCode::PayloadTooLarge.status() {
+                    ApiError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!("The request body must be at most {BODY_LIMIT} bytes."),
+                    )
+                } else {
+                    ApiError::malformed("The request body could not be read.")
+                }
+            })?;
+            let value = parse_json::<T>(&bytes)?;
+            value.validate()?;
+            Ok(Body(value))
+        })
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            let field = if path == "." { "body".to_owned() } else { path };
+            let mut errors = domain::ValidationErrors::new();
+            errors.add(&field, describe_data_error(&inner));
+            ApiError::validation(&errors)
+        } else {
+            ApiError::malformed(format!("The request body is not valid JSON: {inner}"))
+        }
+    })
+}
+
+/// serde_json's message without its position suffix.
+fn describe_data_error(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message,
+    }
+}
+
+/// The authenticated caller: a valid bearer access token whose session is
+/// still alive. A missing, malformed, expired or revoked token is 401.
+#[derive(Debug)]
+pub struct Caller<P> {
+    pub principal: Principal,
+    _ports: PhantomData<fn() -> P>,
+}
+
+impl<P: Ports> FromRequest for Caller<P> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let app = req.app_data::<web::Data<TaskFlow<P>>>().cloned();
+        let token = bearer_token(req);
+        let req = req.clone();
+        Box::pin(async move {
+            let app = app.ok_or_else(|| ApiError::code(ErrorCode::Internal))?;
+            let token = token.ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "A bearer access token is required (Authorization: Bearer <token>).",
+                )
+            })?;
+            let principal = app.authenticate(&token).await?;
+            tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+            req.extensions_mut().insert(principal);
+            Ok(Caller {
+                principal,
+                _ports: PhantomData,
+            })
+        })
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+/// Rejections of actix's own extractors (query strings and path segments)
+/// in the envelope, as 400 `MALFORMED_REQUEST`.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::malformed(format!("Invalid query string: {err}")).into())
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _| ApiError::malformed(format!("Invalid path: {err}")).into())
+}
+
+pub fn payload_config() -> web::PayloadConfig {
+    web::PayloadConfig::new(BODY_LIMIT)
+}

@@ -1,0 +1,324 @@
+use actix_web::{HttpResponse, web};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::{
+    Cursor, CursorKey, NewTask, Ports, Priority, Status, TaskFlow, TaskId, TaskPatch, TaskQuery,
+    TaskSort, ValidationErrors,
+};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::dto::{
+    CreateTaskRequest, PatchTaskRequest, ReplaceTaskRequest, TaskPriority, TaskResponse, TaskStatus,
+};
+use crate::envelope::{Envelope, ErrorEnvelope, Pagination, Reply};
+use crate::error::ApiError;
+use crate::extract::{Body, Caller};
+
+type App<P> = web::Data<TaskFlow<P>>;
+
+/// Query parameters of `GET /tasks`. Bad values are 400 `MALFORMED_REQUEST`
+/// with the parameter in `details`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListTasksParams {
+    /// Only tasks with this status.
+    #[param(value_type = Option<TaskStatus>)]
+    pub status: Option<String>,
+    /// Only tasks with this priority.
+    #[param(value_type = Option<TaskPriority>)]
+    pub priority: Option<String>,
+    /// Only tasks due strictly before this instant (RFC 3339).
+    pub due_before: Option<String>,
+    /// Only tasks due strictly after this instant (RFC 3339).
+    pub due_after: Option<String>,
+    /// `createdAt`, `-createdAt` (default), `dueDate`, `-dueDate`,
+    /// `priority`, `-priority`, `updatedAt`, `-updatedAt`. A leading `-`
+    /// sorts descending; tasks without a due date come last ascending.
+    pub sort: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<String>,
+    /// `meta.pagination.nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListTasksParams {
+    fn into_query(self) -> Result<TaskQuery, ApiError> {
+        let mut errors = ValidationErrors::new();
+        let status = self.status.and_then(|raw| {
+            errors.check(
+                "status",
+                Status::parse(&raw).ok_or("must be one of todo, in_progress, done"),
+            )
+        });
+        let priority = self.priority.and_then(|raw| {
+            errors.check(
+                "priority",
+                Priority::parse(&raw).ok_or("must be one of low, medium, high, urgent"),
+            )
+        });
+        let due_before = parse_time(&mut errors, "dueBefore", self.due_before);
+        let due_after = parse_time(&mut errors, "dueAfter", self.due_after);
+        let sort = match self.sort {
+            None => TaskSort::default(),
+            Some(raw) => errors
+                .check(
+                    "sort",
+                    TaskSort::parse(&raw).ok_or(
+                        "must be one of createdAt, -createdAt, dueDate, -dueDate, priority, -priority, updatedAt, -updatedAt",
+                    ),
+                )
+                .unwrap_or_default(),
+        };
+        let limit = match self.limit {
+            None => TaskQuery::DEFAULT_LIMIT,
+            Some(raw) => errors
+                .check(
+                    "limit",
+                    raw.parse::<u32>()
+                        .ok()
+                        .filter(|l| (1..=TaskQuery::MAX_LIMIT).contains(l))
+                        .ok_or("must be an integer from 1 to 100"),
+                )
+                .unwrap_or(TaskQuery::DEFAULT_LIMIT),
+        };
+        let after = self.cursor.and_then(|raw| {
+            errors.check(
+                "cursor",
+                decode_cursor(&raw)
+                    .filter(|c| c.sort == sort)
+                    .ok_or("is not a cursor of this listing (keep the same sort)"),
+            )
+        });
+        if !errors.is_empty() {
+            let mut error = ApiError::malformed("Invalid query parameters.");
+            error.details = errors.fields().clone();
+            return Err(error);
+        }
+        Ok(TaskQuery {
+            status,
+            priority,
+            due_before,
+            due_after,
+            sort,
+            limit,
+            after,
+        })
+    }
+}
+
+fn parse_time(
+    errors: &mut ValidationErrors,
+    field: &str,
+    raw: Option<String>,
+) -> Option<OffsetDateTime> {
+    let parsed =
+        OffsetDateTime::parse(&raw?, &Rfc3339).map_err(|_| "must be an RFC 3339 date-time");
+    errors.check(field, parsed)
+}
+
+/// Cursors are opaque to clients: base64url of `v1|sort|key|id`.
+pub fn encode_cursor(cursor: &Cursor) -> String {
+    let key = match cursor.key {
+        CursorKey::Time(t) | CursorKey::OptionalTime(Some(t)) => {
+            t.format(&Rfc3339).unwrap_or_default()
+        }
+        CursorKey::OptionalTime(None) => "null".to_owned(),
+        CursorKey::Priority(p) => p.as_str().to_owned(),
+    };
+    let raw = format!("v1|{}|{key}|{}", cursor.sort.as_string(), cursor.id);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+pub fn decode_cursor(encoded: &str) -> Option<Cursor> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()?;
+    let mut parts = raw.split('|');
+    let (Some("v1"), Some(sort), Some(key), Some(id), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let sort = TaskSort::parse(sort)?;
+    let time = |raw: &str| OffsetDateTime::parse(raw, &Rfc3339).ok();
+    let key = match sort.key {
+        domain::SortKey::CreatedAt | domain::SortKey::UpdatedAt => CursorKey::Time(time(key)?),
+        domain::SortKey::DueDate if key == "null" => CursorKey::OptionalTime(None),
+        domain::SortKey::DueDate => CursorKey::OptionalTime(Some(time(key)?)),
+        domain::SortKey::Priority => CursorKey::Priority(Priority::parse(key)?),
+    };
+    let id = TaskId(Uuid::parse_str(id).ok()?);
+    Some(Cursor { sort, key, id })
+}
+
+/// The caller's tasks, one page at a time.
+#[utoipa::path(
+    get, path = "/api/v1/tasks", tag = "tasks",
+    security(("bearer" = [])),
+    params(ListTasksParams),
+    responses(
+        (status = 200, description = "A page of tasks; `meta.pagination` tells how to get the next", body = Envelope<Vec<TaskResponse>>),
+        (status = 400, description = "Bad query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn list_tasks<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    params: web::Query<ListTasksParams>,
+) -> Result<Reply<Vec<TaskResponse>>, ApiError> {
+    let query = params.into_inner().into_query()?;
+    let limit = query.limit;
+    let page = app.list_tasks(caller.principal, query).await?;
+    let items = page.items.iter().map(TaskResponse::from).collect();
+    let pagination = Pagination {
+        limit,
+        next_cursor: page.next.as_ref().map(encode_cursor),
+        has_more: page.next.is_some(),
+    };
+    Ok(Reply::page(items, pagination))
+}
+
+/// Create a task owned by the caller.
+#[utoipa::path(
+    post, path = "/api/v1/tasks", tag = "tasks",
+    security(("bearer" = [])),
+    request_body = CreateTaskRequest,
+    responses(
+        (status = 201, description = "The new task; `Location` is its URL", body = Envelope<TaskResponse>,
+            headers(("Location" = String, description = "URL of the new task"))),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn create_task<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    Body(body): Body<CreateTaskRequest>,
+) -> Result<Reply<TaskResponse>, ApiError> {
+    let input = NewTask {
+        title: body.title,
+        description: body.description,
+        status: body.status.map(Into::into),
+        priority: body.priority.map(Into::into),
+        due_date: body.due_date,
+    };
+    let task = app.create_task(caller.principal, input).await?;
+    let location = format!("/api/v1/tasks/{}", task.id);
+    Ok(Reply::created(TaskResponse::from(&task), Some(location)))
+}
+
+/// One of the caller's tasks. Another user's task is 404, as is a missing one.
+#[utoipa::path(
+    get, path = "/api/v1/tasks/{id}", tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "The task", body = Envelope<TaskResponse>),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn get_task<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+) -> Result<Reply<TaskResponse>, ApiError> {
+    let task = app.task(caller.principal, TaskId(*id)).await?;
+    Ok(Reply::new(TaskResponse::from(&task)))
+}
+
+/// Replace every editable field of a task.
+#[utoipa::path(
+    put, path = "/api/v1/tasks/{id}", tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id")),
+    request_body = ReplaceTaskRequest,
+    responses(
+        (status = 200, description = "The task after the change", body = Envelope<TaskResponse>),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn replace_task<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    Body(body): Body<ReplaceTaskRequest>,
+) -> Result<Reply<TaskResponse>, ApiError> {
+    let patch = TaskPatch {
+        title: Some(body.title),
+        description: Some(body.description),
+        status: Some(body.status.into()),
+        priority: Some(body.priority.into()),
+        due_date: Some(body.due_date),
+    };
+    let task = app
+        .update_task(caller.principal, TaskId(*id), patch)
+        .await?;
+    Ok(Reply::new(TaskResponse::from(&task)))
+}
+
+/// Change only the fields given; `null` clears `description` or `dueDate`.
+#[utoipa::path(
+    patch, path = "/api/v1/tasks/{id}", tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id")),
+    request_body = PatchTaskRequest,
+    responses(
+        (status = 200, description = "The task after the change", body = Envelope<TaskResponse>),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn patch_task<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    Body(body): Body<PatchTaskRequest>,
+) -> Result<Reply<TaskResponse>, ApiError> {
+    let patch = TaskPatch {
+        title: body.title.flatten(),
+        description: body.description,
+        status: body.status.flatten().map(Into::into),
+        priority: body.priority.flatten().map(Into::into),
+        due_date: body.due_date,
+    };
+    let task = app
+        .update_task(caller.principal, TaskId(*id), patch)
+        .await?;
+    Ok(Reply::new(TaskResponse::from(&task)))
+}
+
+/// Delete a task. Deleting it again is 404.
+#[utoipa::path(
+    delete, path = "/api/v1/tasks/{id}", tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn delete_task<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    app.delete_task(caller.principal, TaskId(*id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,164 @@
+//! The OpenAPI document: every route, every schema, the error envelope on
+//! every 4xx/5xx, the bearer scheme and the error-code catalogue.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr, Response};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto::{
+    CreateTaskRequest, LoginRequest, PatchTaskRequest, RefreshRequest, RegisterRequest,
+    ReplaceTaskRequest, TaskPriority, TaskResponse, TaskStatus, TokenResponse, UserResponse,
+};
+use crate::envelope::{ErrorBody, ErrorEnvelope, Meta, Pagination};
+use crate::error::ErrorCode;
+use crate::handlers::{auth, ops, tasks};
+
+const DESCRIPTION: &str = r#"The TaskFlow REST API.
+
+Every JSON response is an envelope: `{"success": true, "data": …, "error": null, "meta": {"requestId": "…"}}`,
+or on failure `{"success": false, "data": null, "error": {"code": "…", "message": "…", "details": {…}}, "meta": {"requestId": "…"}}`.
+Lists add `meta.pagination = {"limit", "nextCursor", "hasMore"}` (keyset pagination; pass `nextCursor` back as `cursor`).
+
+Every response carries `X-Request-Id`: yours when it is 1–64 characters of `[A-Za-z0-9._-]`, otherwise a new one.
+
+Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/login`.
+
+## Error codes
+
+| code | status | when |
+|---|---|---|
+| `MALFORMED_REQUEST` | 400 | body is not JSON; bad query parameter or path value |
+| `UNAUTHENTICATED` | 401 | missing, invalid or expired token; ended session; bad refresh token |
+| `INVALID_CREDENTIALS` | 401 | wrong e-mail or password |
+| `FORBIDDEN` | 403 | authenticated but not allowed |
+| `NOT_FOUND` | 404 | no such resource (also another user's) or route |
+| `METHOD_NOT_ALLOWED` | 405 | the route exists, the method does not (see `Allow`) |
+| `CONFLICT` | 409 | e.g. e-mail already registered |
+| `PAYLOAD_TOO_LARGE` | 413 | body over 64 KiB |
+| `UNSUPPORTED_MEDIA_TYPE` | 415 | body is not `application/json` |
+| `VALIDATION_FAILED` | 422 | well-formed but invalid; `details` maps each field to its messages; unknown fields are rejected |
+| `RATE_LIMITED` | 429 | too many requests |
+| `INTERNAL` | 500 | a bug; nothing internal is disclosed, quote the request id |
+| `SERVICE_UNAVAILABLE` | 503 | a store does not answer; retry later |
+"#;
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "TaskFlow API", description = DESCRIPTION),
+    paths(
+        ops::health,
+        ops::ready,
+        ops::openapi_json,
+        auth::register,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::me,
+        tasks::list_tasks,
+        tasks::create_task,
+        tasks::get_task,
+        tasks::replace_task,
+        tasks::patch_task,
+        tasks::delete_task,
+    ),
+    components(schemas(
+        ErrorEnvelope, ErrorBody, ErrorCode, Meta, Pagination,
+        RegisterRequest, LoginRequest, RefreshRequest, UserResponse, TokenResponse,
+        CreateTaskRequest, ReplaceTaskRequest, PatchTaskRequest, TaskResponse, TaskStatus, TaskPriority,
+    )),
+    modifiers(&Security, &ErrorResponses),
+    tags(
+        (name = "auth", description = "Registration, login, token refresh, logout"),
+        (name = "users", description = "Accounts"),
+        (name = "tasks", description = "The caller's tasks"),
+        (name = "operations", description = "Health, readiness and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document served at `/api-docs/openapi.json`.
+pub fn document() -> Document {
+    ApiDoc::openapi()
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Responses every operation can give whatever it does: malformed or
+/// oversized requests, wrong methods, failures of a store or of the server.
+/// Each is the error envelope.
+struct ErrorResponses;
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut Document) {
+        let common: [(&str, &str); 3] = [
+            (
+                "405",
+                "Method not allowed on this path (`METHOD_NOT_ALLOWED`)",
+            ),
+            ("500", "Internal error (`INTERNAL`)"),
+            ("503", "A store is unavailable (`SERVICE_UNAVAILABLE`)"),
+        ];
+        let with_body: [(&str, &str); 3] = [
+            ("400", "Malformed JSON (`MALFORMED_REQUEST`)"),
+            ("413", "Body too large (`PAYLOAD_TOO_LARGE`)"),
+            ("415", "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)"),
+        ];
+        for path in openapi.paths.paths.values_mut() {
+            for operation in path_operations(path) {
+                let takes_body = operation.request_body.is_some();
+                let extra = common.iter().chain(with_body.iter().filter(|_| takes_body));
+                for (status, description) in extra {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| error_response(description));
+                }
+            }
+        }
+    }
+}
+
+fn path_operations(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build(),
+    )
+}

@@ -1,0 +1,170 @@
+//! The domain test harness: [`TaskFlow`] on the in-memory store and session
+//! store, the real credential adapters (with cheap argon2 parameters) and a
+//! clock the tests move by hand.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use adapters_auth::{Argon2Hasher, JwtTokens};
+use adapters_memory::{MemorySessionStore, MemoryStore};
+use domain::task::truncate_to_micros;
+use domain::{
+    Clock, LoginOutcome, NewTask, Ports, Principal, RegisterInput, Settings, Task, TaskFlow,
+    TaskQuery, User, ValidationErrors,
+};
+use time::{Duration, OffsetDateTime};
+
+/// The password every harness user registers with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The access tokens' lifetime.
+pub const ACCESS_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A clock that only moves when told to; every clone shows the same time.
+#[derive(Debug, Clone)]
+pub struct TestClock(Arc<Mutex<OffsetDateTime>>);
+
+impl TestClock {
+    /// Starts at the real current time, so access tokens (whose expiry the
+    /// token adapter checks against the system clock) are valid.
+    pub fn new() -> Self {
+        Self(Arc::new(Mutex::new(truncate_to_micros(
+            OffsetDateTime::now_utc(),
+        ))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OffsetDateTime> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn set(&self, t: OffsetDateTime) {
+        *self.lock() = t;
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.lock();
+        *now += by;
+    }
+
+    /// Moves one second on and answers the new time.
+    pub fn tick(&self) -> OffsetDateTime {
+        self.advance(Duration::seconds(1));
+        self.now()
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        truncate_to_micros(*self.lock())
+    }
+}
+
+#[derive(Debug)]
+pub struct TestPorts;
+
+impl Ports for TestPorts {
+    type Store = MemoryStore;
+    type Sessions = MemorySessionStore<TestClock>;
+    type Hasher = Argon2Hasher;
+    type Tokens = JwtTokens;
+    type Clock = TestClock;
+}
+
+pub type Flow = TaskFlow<TestPorts>;
+
+pub fn settings() -> Settings {
+    Settings::default()
+}
+
+pub fn tokens(secret: &[u8]) -> JwtTokens {
+    JwtTokens::new(secret, "taskflow-test", ACCESS_TTL)
+}
+
+/// A fresh, empty TaskFlow and the clock it runs on.
+pub fn taskflow() -> (Flow, TestClock) {
+    let clock = TestClock::new();
+    let flow = TaskFlow::new(
+        MemoryStore::new(),
+        MemorySessionStore::new(clock.clone()),
+        Argon2Hasher::with_params(8, 1, 1).expect("valid argon2 parameters"),
+        tokens(b"domain harness test secret, 32+ bytes long"),
+        clock.clone(),
+        settings(),
+    );
+    (flow, clock)
+}
+
+pub fn registration(email: &str, password: &str, name: &str) -> RegisterInput {
+    RegisterInput {
+        email: email.to_owned(),
+        password: password.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+/// Registers `email` with [`PASSWORD`].
+pub async fn register(flow: &Flow, email: &str) -> User {
+    flow.register(registration(email, PASSWORD, "Test User"))
+        .await
+        .expect("registration succeeds")
+}
+
+pub async fn login(flow: &Flow, email: &str) -> LoginOutcome {
+    flow.login(email, PASSWORD.to_owned())
+        .await
+        .expect("login succeeds")
+}
+
+pub async fn authenticate(flow: &Flow, outcome: &LoginOutcome) -> Principal {
+    flow.authenticate(&outcome.access.token)
+        .await
+        .expect("a fresh access token authenticates")
+}
+
+/// Registers `email`, logs in and answers the caller behind the access token.
+pub async fn signed_in(flow: &Flow, email: &str) -> Principal {
+    register(flow, email).await;
+    let outcome = login(flow, email).await;
+    authenticate(flow, &outcome).await
+}
+
+pub fn new_task(title: &str) -> NewTask {
+    NewTask {
+        title: title.to_owned(),
+        ..NewTask::default()
+    }
+}
+
+pub async fn create(flow: &Flow, principal: Principal, input: NewTask) -> Task {
+    flow.create_task(principal, input)
+        .await
+        .expect("task is created")
+}
+
+/// The stored state of a task.
+pub async fn stored(flow: &Flow, principal: Principal, task: &Task) -> Task {
+    flow.task(principal, task.id).await.expect("task exists")
+}
+
+pub fn query(limit: u32) -> TaskQuery {
+    TaskQuery {
+        limit,
+        ..TaskQuery::default()
+    }
+}
+
+/// Every task of `principal` in `query`'s order, in one page.
+pub async fn list_all(flow: &Flow, principal: Principal, mut query: TaskQuery) -> Vec<Task> {
+    query.limit = TaskQuery::MAX_LIMIT;
+    query.after = None;
+    let page = flow
+        .list_tasks(principal, query)
+        .await
+        .expect("listing succeeds");
+    assert!(page.next.is_none(), "harness lists at most 100 tasks");
+    page.items
+}
+
+/// The fields a validation failure names.
+pub fn fields(errors: &ValidationErrors) -> Vec<&str> {
+    errors.fields().keys().map(String::as_str).collect()
+}

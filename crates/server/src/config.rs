@@ -1,0 +1,286 @@
+//! Configuration, from the environment only. Every variable has a default
+//! in development; an invalid value stops start-up with one line naming it.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub bind_addr: IpAddr,
+    pub app_env: AppEnv,
+    /// A `tracing` filter directive, e.g. `info` or `debug,actix_server=warn`.
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub jwt_secret: Secret,
+    /// True when no `JWT_SECRET` was given and the development default is used.
+    pub jwt_secret_is_default: bool,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub shutdown_timeout: Duration,
+    pub database_url: Option<Secret>,
+}
+
+/// A configuration problem, as one line naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            var,
+            message: message.into(),
+        }
+    }
+}
+
+/// The development JWT secret; refused in production.
+pub const DEV_JWT_SECRET: &str = "taskflow-development-secret-do-not-use-in-production";
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let app_env = match var("APP_ENV").as_deref().map(str::trim) {
+            None | Some("development") => AppEnv::Development,
+            Some("production") => AppEnv::Production,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "APP_ENV",
+                    format!("{other:?} is not one of development, production"),
+                ));
+            }
+        };
+        let production = app_env == AppEnv::Production;
+        let port = match var("PORT") {
+            None => 3000,
+            Some(raw) => raw.trim().parse::<u16>().map_err(|_| {
+                ConfigError::new("PORT", format!("{raw:?} is not a port number (0–65535)"))
+            })?,
+        };
+        let bind_addr = match var("BIND_ADDR") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(raw) => raw.trim().parse().map_err(|_| {
+                ConfigError::new("BIND_ADDR", format!("{raw:?} is not an IP address"))
+            })?,
+        };
+        let log_level = var("LOG_LEVEL")
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| if production { "info" } else { "debug" }.to_owned());
+        tracing_subscriber::EnvFilter::try_new(&log_level).map_err(|e| {
+            ConfigError::new(
+                "LOG_LEVEL",
+                format!("{log_level:?} is not a log filter: {e}"),
+            )
+        })?;
+        let log_format = match var("LOG_FORMAT").as_deref().map(str::trim) {
+            None if production => LogFormat::Json,
+            None => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not one of json, pretty"),
+                ));
+            }
+        };
+        let (jwt_secret, jwt_secret_is_default) = match var("JWT_SECRET") {
+            Some(secret) if secret.len() >= MIN_JWT_SECRET_LEN => (Secret::new(secret), false),
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    format!("must be at least {MIN_JWT_SECRET_LEN} bytes"),
+                ));
+            }
+            None if production => {
+                return Err(ConfigError::new(
+                    "JWT_SECRET",
+                    format!(
+                        "is required in production (at least {MIN_JWT_SECRET_LEN} random bytes)"
+                    ),
+                ));
+            }
+            None => (Secret::new(DEV_JWT_SECRET), true),
+        };
+        let duration = |name: &'static str, default: Duration| match var(name) {
+            None => Ok(default),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| {
+                ConfigError::new(
+                    name,
+                    format!("{raw:?} is not a duration (seconds, or a number with s, m, h or d)"),
+                )
+            }),
+        };
+        let access_token_ttl = duration("ACCESS_TOKEN_TTL", Duration::from_secs(900))?;
+        let refresh_token_ttl = duration("REFRESH_TOKEN_TTL", Duration::from_secs(30 * 86_400))?;
+        let shutdown_timeout = duration("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?;
+        if access_token_ttl.is_zero() {
+            return Err(ConfigError::new("ACCESS_TOKEN_TTL", "must be more than 0"));
+        }
+        if refresh_token_ttl <= access_token_ttl {
+            return Err(ConfigError::new(
+                "REFRESH_TOKEN_TTL",
+                "must be longer than ACCESS_TOKEN_TTL",
+            ));
+        }
+        Ok(Self {
+            port,
+            bind_addr,
+            app_env,
+            log_level,
+            log_format,
+            jwt_secret,
+            jwt_secret_is_default,
+            access_token_ttl,
+            refresh_token_ttl,
+            shutdown_timeout,
+            database_url: var("DATABASE_URL").map(Secret::new),
+        })
+    }
+}
+
+/// `900`, `900s`, `15m`, `12h`, `30d`.
+fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => raw.split_at(at),
+        None => (raw, "s"),
+    };
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3_600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_suit_development() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.port, 3000);
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1");
+        assert_eq!(c.app_env, AppEnv::Development);
+        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert!(c.jwt_secret_is_default);
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn production_defaults_to_json_and_info() {
+        let secret = "x".repeat(32);
+        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", &secret)]).expect("valid");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.log_level, "info");
+        assert!(!c.jwt_secret_is_default);
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_short_secret() {
+        let e = config(&[("APP_ENV", "production")]).expect_err("missing secret");
+        assert_eq!(e.var, "JWT_SECRET");
+        let e = config(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]).expect_err("short");
+        assert_eq!(e.var, "JWT_SECRET");
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (var, value) in [
+            ("PORT", "70000"),
+            ("PORT", "abc"),
+            ("BIND_ADDR", "localhost:1"),
+            ("APP_ENV", "staging"),
+            ("LOG_FORMAT", "xml"),
+            ("LOG_LEVEL", "[[["),
+            ("ACCESS_TOKEN_TTL", "soon"),
+            ("ACCESS_TOKEN_TTL", "0"),
+            ("REFRESH_TOKEN_TTL", "10"),
+            ("SHUTDOWN_TIMEOUT", "5 minutes"),
+        ] {
+            let e = config(&[(var, value)]).expect_err(value);
+            assert_eq!(e.var, var, "{value}");
+            assert!(e.to_string().contains(var));
+            assert!(!e.to_string().contains('\n'));
+        }
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("900"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("30d"), Some(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("-5"), None);
+        assert_eq!(parse_duration("5w"), None);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = config(&[("JWT_SECRET", &"s3cr3t".repeat(8))]).expect("valid");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+}
