@@ -62,18 +62,20 @@ where
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    // Well-formedness first, as a whole (trailing characters included): a
+    // typed parse straight from the bytes neither checks the end of the
+    // input nor tells every shape error from a syntax error (a number where
+    // an enum is expected is reported as "expected value", a syntax error).
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::malformed(format!("The request body is not valid JSON: {e}")))?;
+    // Well-formed: whatever fails now is the shape, with the field's path.
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if inner.is_data() {
-            let field = if path == "." { "body".to_owned() } else { path };
-            let mut errors = domain::ValidationErrors::new();
-            errors.add(&field, describe_data_error(&inner));
-            ApiError::validation(&errors)
-        } else {
-            ApiError::malformed(format!("The request body is not valid JSON: {inner}"))
-        }
+        let field = if path == "." { "body".to_owned() } else { path };
+        let mut errors = domain::ValidationErrors::new();
+        errors.add(&field, describe_data_error(&inner));
+        ApiError::validation(&errors)
     })
 }
 

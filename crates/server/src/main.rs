@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use server::{Application, Config, telemetry};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -15,6 +16,15 @@ async fn main() -> ExitCode {
         eprintln!("taskflow: cannot set up logging: {e}");
         return ExitCode::FAILURE;
     }
+    // Registered before anything announces the server, so a signal that
+    // arrives right after "listening" still stops it gracefully.
+    let signals = match ShutdownSignals::register() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("taskflow: cannot handle shutdown signals: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = match Application::build(&config) {
         Ok(app) => app,
         Err(e) => {
@@ -31,7 +41,7 @@ async fn main() -> ExitCode {
     );
     let handle = app.handle();
     let server = tokio::spawn(app.run_until_stopped());
-    let signal = shutdown_signal().await;
+    let signal = signals.recv().await;
     tracing::info!(
         signal,
         timeout_secs = config.shutdown_timeout.as_secs(),
@@ -54,25 +64,25 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Waits for SIGINT or SIGTERM and names the one that came.
-async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = term.recv() => "SIGTERM",
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
+/// SIGINT and SIGTERM, listened for from the moment of registration.
+struct ShutdownSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignals {
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "SIGINT"
+
+    /// Waits for either and names the one that came.
+    async fn recv(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
     }
 }

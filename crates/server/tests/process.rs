@@ -59,6 +59,10 @@ impl Drop for Running {
     }
 }
 
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child moves into `Running`, whose Drop kills and waits for it"
+)]
 fn start() -> Running {
     let mut child = taskflow(&[
         ("PORT", "0"),

@@ -1,0 +1,31 @@
+//! TaskFlow's HTTP API, end to end: every test starts its own server on a
+//! free port (in-memory store, cheap password hashing) and talks to it over
+//! real HTTP with reqwest.
+//!
+//! Set `TEST_LOG` (to `1` or to a `tracing` filter such as `debug`) to see
+//! the servers' logs on stderr.
+//!
+//! The modules live in `tests/api/` (a crate root's `mod` would look for
+//! them next to this file, hence the `#[path]`s).
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+#[path = "api/auth.rs"]
+mod auth;
+#[path = "api/errors.rs"]
+mod errors;
+#[path = "api/flow.rs"]
+mod flow;
+#[path = "api/openapi.rs"]
+mod openapi;
+#[path = "api/ops.rs"]
+mod ops;
+#[path = "api/ownership.rs"]
+mod ownership;
+#[path = "api/request_id.rs"]
+mod request_id;
+#[path = "api/tasks.rs"]
+mod tasks;
+#[path = "api/tasks_list.rs"]
+mod tasks_list;

@@ -1,0 +1,235 @@
+//! Every kind of failure leaves as the error envelope with the request id.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{
+    PASSWORD, TestApp, assert_envelope_error, assert_ok_envelope, random_uuid, send,
+};
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("malformed@example.com").await;
+    for body in [
+        r#"{"title": "#,
+        r#"{"title": "x",}"#,
+        "not json",
+        "",
+        r#"{"title": "x"} trailing"#,
+    ] {
+        let request = app
+            .authed(Method::POST, "/api/v1/tasks", &session.access)
+            .header("content-type", "application/json")
+            .body(body);
+        assert_envelope_error(send(request).await, 400, "MALFORMED_REQUEST").await;
+    }
+    // On public endpoints too.
+    let request = app
+        .request(Method::POST, "/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .body("{");
+    assert_envelope_error(send(request).await, 400, "MALFORMED_REQUEST").await;
+}
+
+#[tokio::test]
+async fn a_path_id_that_is_not_a_uuid_is_400() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("badid@example.com").await;
+    for id in ["not-a-uuid", "123", "00000000-0000-0000-0000-00000000000g"] {
+        let path = format!("/api/v1/tasks/{id}");
+        assert_envelope_error(
+            app.get(&path, &session.access).await,
+            400,
+            "MALFORMED_REQUEST",
+        )
+        .await;
+        assert_envelope_error(
+            app.put(
+                &path,
+                &session.access,
+                &json!({"title": "x", "status": "todo", "priority": "low"}),
+            )
+            .await,
+            400,
+            "MALFORMED_REQUEST",
+        )
+        .await;
+        assert_envelope_error(
+            app.patch(&path, &session.access, &json!({"title": "x"}))
+                .await,
+            400,
+            "MALFORMED_REQUEST",
+        )
+        .await;
+        assert_envelope_error(
+            app.delete(&path, &session.access).await,
+            400,
+            "MALFORMED_REQUEST",
+        )
+        .await;
+    }
+    // Authentication comes first.
+    assert_envelope_error(
+        app.get_public("/api/v1/tasks/not-a-uuid").await,
+        401,
+        "UNAUTHENTICATED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_with_the_envelope() {
+    let app = TestApp::spawn().await;
+    for (method, path) in [
+        (Method::GET, "/"),
+        (Method::GET, "/api/v1/nope"),
+        (Method::GET, "/api/v2/tasks"),
+        (Method::POST, "/api/v1/tasks/extra/segments"),
+        (Method::DELETE, "/api/v1/users"),
+        (Method::GET, "/api/v1/tasks/"),
+    ] {
+        let reply = assert_envelope_error(
+            send(app.request(method.clone(), path)).await,
+            404,
+            "NOT_FOUND",
+        )
+        .await;
+        assert_eq!(
+            reply.error()["message"],
+            "No such route.",
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_method_the_route_lacks_is_405_with_allow() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("methods@example.com").await;
+    let task_path = format!("/api/v1/tasks/{}", random_uuid());
+    for (method, path, allow) in [
+        (Method::DELETE, "/api/v1/users/me", "GET"),
+        (Method::POST, "/api/v1/users/me", "GET"),
+        (Method::PUT, "/api/v1/tasks", "GET, POST"),
+        (Method::DELETE, "/api/v1/tasks", "GET, POST"),
+        (Method::POST, task_path.as_str(), "GET, PUT, PATCH, DELETE"),
+        (Method::GET, "/api/v1/auth/login", "POST"),
+        (Method::GET, "/api/v1/auth/logout", "POST"),
+        (Method::POST, "/health", "GET"),
+        (Method::PUT, "/ready", "GET"),
+    ] {
+        // With and without credentials: the method is checked first.
+        for token in [None, Some(session.access.as_str())] {
+            let mut request = app.request(method.clone(), path);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let reply = assert_envelope_error(send(request).await, 405, "METHOD_NOT_ALLOWED").await;
+            let mut got: Vec<&str> = reply
+                .header("allow")
+                .unwrap_or_else(|| panic!("no Allow on {method} {path}: {reply:?}"))
+                .split(',')
+                .map(str::trim)
+                .collect();
+            let mut expected: Vec<&str> = allow.split(", ").collect();
+            got.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(got, expected, "Allow of {method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("large@example.com").await;
+    let big = json!({"title": "big", "description": "x".repeat(70 * 1024)});
+    assert_envelope_error(
+        app.post("/api/v1/tasks", &session.access, &big).await,
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    .await;
+    // Just over the limit, and with a body too large for the public
+    // endpoints.
+    let body = format!(r#"{{"title": "{}"}}"#, "y".repeat(64 * 1024));
+    assert!(body.len() > 64 * 1024);
+    let request = app
+        .authed(Method::POST, "/api/v1/tasks", &session.access)
+        .header("content-type", "application/json")
+        .body(body);
+    assert_envelope_error(send(request).await, 413, "PAYLOAD_TOO_LARGE").await;
+    let login = json!({"email": "large@example.com", "password": "p".repeat(70 * 1024)});
+    assert_envelope_error(
+        app.post_public("/api/v1/auth/login", &login).await,
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    .await;
+    // Nothing was created, and the server still answers.
+    let listed = assert_ok_envelope(app.get("/api/v1/tasks", &session.access).await, 200).await;
+    assert_eq!(listed.data(), &json!([]));
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("media@example.com").await;
+    let json_text = r#"{"title": "typed"}"#;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("text/json-ish"),
+        None,
+    ] {
+        let mut request = app
+            .authed(Method::POST, "/api/v1/tasks", &session.access)
+            .body(json_text);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        assert_envelope_error(send(request).await, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    }
+    let request = app
+        .request(Method::POST, "/api/v1/auth/register")
+        .header("content-type", "text/plain")
+        .body(format!(
+            r#"{{"email": "x@example.com", "password": "{PASSWORD}", "name": "X"}}"#
+        ));
+    assert_envelope_error(send(request).await, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+
+    // JSON with parameters or a +json suffix is JSON.
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/merge-patch+json",
+    ] {
+        let request = app
+            .authed(Method::POST, "/api/v1/tasks", &session.access)
+            .header("content-type", content_type)
+            .body(json_text);
+        assert_ok_envelope(send(request).await, 201).await;
+    }
+}
+
+#[tokio::test]
+async fn conflicts_and_validation_failures_have_the_envelope() {
+    let app = TestApp::spawn().await;
+    assert_ok_envelope(app.register("c@example.com", PASSWORD, "C").await, 201).await;
+    let conflict = assert_envelope_error(
+        app.register("c@example.com", PASSWORD, "C").await,
+        409,
+        "CONFLICT",
+    )
+    .await;
+    assert_eq!(conflict.error()["details"], json!({}));
+    let invalid = assert_envelope_error(
+        app.register("c2@example.com", "short", "C").await,
+        422,
+        "VALIDATION_FAILED",
+    )
+    .await;
+    let details = invalid.details();
+    assert_eq!(details.keys().collect::<Vec<_>>(), ["password"]);
+    assert!(details["password"].iter().all(|m| !m.is_empty()));
+}

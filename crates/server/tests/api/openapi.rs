@@ -1,0 +1,194 @@
+//! The OpenAPI document describes exactly the API the server serves.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Reply, TestApp, random_uuid, send};
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "patch", "options", "head", "trace",
+];
+
+async fn document(app: &TestApp) -> Value {
+    let reply = Reply::read(app.get_public("/api-docs/openapi.json").await).await;
+    assert_eq!(reply.status.as_u16(), 200, "{reply:?}");
+    let content_type = reply.header("content-type").unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    reply.request_id();
+    assert!(reply.body.is_object(), "not JSON: {}", reply.text);
+    reply.body
+}
+
+/// Every operation of the document: (method, path, operation).
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut found = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("a path item") {
+            if METHODS.contains(&method.as_str()) {
+                found.push((method.clone(), path.clone(), operation.clone()));
+            }
+        }
+    }
+    found
+}
+
+fn served() -> BTreeSet<(String, String)> {
+    api_http::served_routes::<server::MemoryPorts>()
+        .into_iter()
+        .map(|(method, path)| (method.as_str().to_lowercase(), path))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_1_json() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let version = doc["openapi"].as_str().expect("an openapi version");
+    assert!(version.starts_with("3.1."), "{version}");
+    assert_eq!(doc["info"]["title"], "TaskFlow API");
+    // It is the document the crate builds.
+    let built = serde_json::to_value(api_http::openapi::document()).expect("serialises");
+    assert_eq!(doc, built);
+}
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_served_routes() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    let served = served();
+    assert!(!served.is_empty());
+    let undocumented: Vec<_> = served.difference(&documented).collect();
+    let unserved: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        undocumented.is_empty() && unserved.is_empty(),
+        "served but not documented: {undocumented:?}; documented but not served: {unserved:?}"
+    );
+    // The ones this suite relies on, spelt as the document spells them.
+    for (method, path) in [
+        ("get", "/health"),
+        ("get", "/ready"),
+        ("post", "/api/v1/auth/register"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/logout"),
+        ("get", "/api/v1/users/me"),
+        ("get", "/api/v1/tasks"),
+        ("post", "/api/v1/tasks"),
+        ("get", "/api/v1/tasks/{id}"),
+        ("put", "/api/v1/tasks/{id}"),
+        ("patch", "/api/v1/tasks/{id}"),
+        ("delete", "/api/v1/tasks/{id}"),
+    ] {
+        assert!(
+            served.contains(&(method.to_owned(), path.to_owned())),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_error_response_is_the_error_envelope() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["ErrorEnvelope"].is_object(),
+        "no ErrorEnvelope schema"
+    );
+    let envelope_ref = json!("#/components/schemas/ErrorEnvelope");
+    for (method, path, operation) in operations(&doc) {
+        let responses = operation["responses"].as_object().expect("responses");
+        let mut errors = 0;
+        for (status, response) in responses {
+            if !(status.starts_with('4') || status.starts_with('5')) {
+                continue;
+            }
+            errors += 1;
+            let schema = &response["content"]["application/json"]["schema"];
+            assert_eq!(
+                schema["$ref"], envelope_ref,
+                "{method} {path} {status}: {response}"
+            );
+        }
+        // At least 405, 500 and 503 everywhere.
+        for status in ["405", "500", "503"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path} lacks {status}"
+            );
+        }
+        assert!(errors >= 3);
+        // Operations that take a body document 400, 413, 415 and 422.
+        if operation.get("requestBody").is_some() {
+            for status in ["400", "413", "415", "422"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lacks {status}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn protected_operations_declare_bearer_security() {
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    for (method, path, operation) in operations(&doc) {
+        let protected = path.starts_with("/api/v1/tasks")
+            || path == "/api/v1/users/me"
+            || path == "/api/v1/auth/logout";
+        let security = &operation["security"];
+        if protected {
+            assert_eq!(security, &json!([{"bearer": []}]), "{method} {path}");
+            assert!(
+                operation["responses"].get("401").is_some(),
+                "{method} {path} lacks 401"
+            );
+        } else {
+            assert!(
+                security.is_null() || security == &json!([]),
+                "{method} {path} should be public: {security}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_served_route_answers() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("routes@example.com").await;
+    let mut routes: Vec<(String, String)> = served().into_iter().collect();
+    // Logging out last keeps the token alive for the others.
+    routes.sort_by_key(|(_, path)| path == "/api/v1/auth/logout");
+    for (method, path) in routes {
+        let concrete = path.replace("{id}", &random_uuid());
+        assert!(!concrete.contains('{'), "{path} has another parameter");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+        let mut request = app.authed(method.clone(), &concrete, &session.access);
+        if [Method::POST, Method::PUT, Method::PATCH].contains(&method) {
+            request = request.json(&json!({}));
+        }
+        let reply = Reply::read(send(request).await).await;
+        let status = reply.status.as_u16();
+        assert_ne!(status, 405, "{method} {path}: {reply:?}");
+        assert!(
+            !(status == 404 && reply.error()["message"] == "No such route."),
+            "{method} {path} is not routed: {reply:?}"
+        );
+        assert!(status < 500, "{method} {path}: {reply:?}");
+        reply.request_id();
+    }
+}
