@@ -396,7 +396,7 @@ impl Cursor {
 }
 
 /// A page of the caller's tasks.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TaskQuery {
     pub status: Option<Status>,
     pub priority: Option<Priority>,
@@ -406,6 +406,21 @@ pub struct TaskQuery {
     /// 1–100.
     pub limit: u32,
     pub after: Option<Cursor>,
+}
+
+impl Default for TaskQuery {
+    /// Every task, newest first, 20 a page.
+    fn default() -> Self {
+        Self {
+            status: None,
+            priority: None,
+            due_before: None,
+            due_after: None,
+            sort: TaskSort::default(),
+            limit: Self::DEFAULT_LIMIT,
+            after: None,
+        }
+    }
 }
 
 impl TaskQuery {

@@ -2,6 +2,7 @@
 //! store, the real credential adapters (with cheap argon2 parameters) and a
 //! clock the tests move by hand.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use adapters_auth::{Argon2Hasher, JwtTokens};
@@ -15,6 +16,9 @@ use time::{Duration, OffsetDateTime};
 
 /// The password every harness user registers with.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The key the harness signs access tokens with.
+pub const SECRET: &[u8] = b"domain harness test secret, 32+ bytes long";
 
 /// The access tokens' lifetime.
 pub const ACCESS_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
@@ -86,7 +90,7 @@ pub fn taskflow() -> (Flow, TestClock) {
         MemoryStore::new(),
         MemorySessionStore::new(clock.clone()),
         Argon2Hasher::with_params(8, 1, 1).expect("valid argon2 parameters"),
-        tokens(b"domain harness test secret, 32+ bytes long"),
+        tokens(SECRET),
         clock.clone(),
         settings(),
     );
@@ -167,4 +171,33 @@ pub async fn list_all(flow: &Flow, principal: Principal, mut query: TaskQuery) -
 /// The fields a validation failure names.
 pub fn fields(errors: &ValidationErrors) -> Vec<&str> {
     errors.fields().keys().map(String::as_str).collect()
+}
+
+/// Runs `futures` on the runtime's worker threads, released together from a
+/// gate so that they overlap as much as possible; answers their outputs in
+/// the order given.
+pub async fn together<F>(futures: Vec<F>) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let gate = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = futures
+        .into_iter()
+        .map(|future| {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move {
+                while !gate.load(Ordering::Acquire) {
+                    tokio::task::yield_now().await;
+                }
+                future.await
+            })
+        })
+        .collect();
+    gate.store(true, Ordering::Release);
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.expect("spawned task completes"));
+    }
+    outputs
 }

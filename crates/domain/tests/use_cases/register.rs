@@ -1,6 +1,6 @@
 use domain::{Clock, RegisterError, Repository, Role, Store, User};
 
-use crate::harness::{PASSWORD, fields, registration, taskflow};
+use crate::harness::{PASSWORD, fields, registration, taskflow, together};
 
 fn invalid_fields(result: Result<User, RegisterError>) -> Vec<String> {
     match result {
@@ -103,7 +103,7 @@ async fn duplicate_email_is_taken() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_registrations_of_one_email_let_exactly_one_through() {
     let (flow, _clock) = taskflow();
-    let handles: Vec<_> = [
+    let registrations = [
         "ada@example.com",
         "ADA@example.com",
         " Ada@Example.com",
@@ -112,12 +112,12 @@ async fn concurrent_registrations_of_one_email_let_exactly_one_through() {
     .into_iter()
     .map(|email| {
         let flow = flow.clone();
-        tokio::spawn(async move { flow.register(registration(email, PASSWORD, "Ada")).await })
+        async move { flow.register(registration(email, PASSWORD, "Ada")).await }
     })
     .collect();
     let mut ok = 0;
-    for handle in handles {
-        match handle.await.expect("task completes") {
+    for result in together(registrations).await {
+        match result {
             Ok(_) => ok += 1,
             Err(RegisterError::EmailTaken) => {}
             Err(other) => panic!("unexpected error {other:?}"),

@@ -6,7 +6,8 @@ use domain::{
 use time::Duration;
 
 use crate::harness::{
-    PASSWORD, authenticate, login, register, settings, signed_in, taskflow, tokens,
+    PASSWORD, SECRET, authenticate, login, register, settings, signed_in, taskflow, together,
+    tokens,
 };
 
 // ---- login ----
@@ -268,16 +269,16 @@ async fn concurrent_refreshes_of_one_token_let_exactly_one_through() {
     let winner = a.or(b).expect("one succeeded");
 
     // The same again with truly parallel callers.
-    let handles: Vec<_> = (0..8)
+    let refreshes = (0..8)
         .map(|_| {
             let flow = flow.clone();
             let token = winner.refresh.clone();
-            tokio::spawn(async move { flow.refresh(token).await })
+            async move { flow.refresh(token).await }
         })
         .collect();
     let mut ok = 0;
-    for handle in handles {
-        match handle.await.expect("task completes") {
+    for result in together(refreshes).await {
+        match result {
             Ok(_) => ok += 1,
             Err(RefreshError::InvalidToken) => {}
             Err(other) => panic!("unexpected error {other:?}"),
@@ -327,7 +328,7 @@ async fn refresh_token_expires_exactly_at_its_ttl() {
 }
 
 #[tokio::test]
-async fn refresh_extends_the_session() {
+async fn refresh_extends_the_session_by_the_full_ttl() {
     let (flow, clock) = taskflow();
     register(&flow, "ada@example.com").await;
     let first = login(&flow, "ada@example.com").await;
@@ -338,10 +339,54 @@ async fn refresh_extends_the_session() {
         .refresh(first.refresh)
         .await
         .expect("refresh before expiry");
-    // Past the original expiry, within the extended one.
-    clock.advance(Duration::hours(2));
+    // Past the original expiry, up to a full ttl after the refresh.
+    clock.advance(ttl - Duration::seconds(1));
     authenticate(&flow, &second).await;
-    flow.refresh(second.refresh)
-        .await
-        .expect("extended session refreshes");
+
+    clock.advance(Duration::seconds(1));
+    let result = flow.authenticate(&second.access.token).await;
+    assert!(
+        matches!(result, Err(AuthError::Unauthenticated)),
+        "{result:?}"
+    );
+    let result = flow.refresh(second.refresh).await;
+    assert!(
+        matches!(result, Err(RefreshError::InvalidToken)),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_naming_another_users_session_is_unauthenticated() {
+    // Correctly signed, but its user does not own the session it names.
+    let (flow, clock) = taskflow();
+    let ada = signed_in(&flow, "ada@example.com").await;
+    let bob = signed_in(&flow, "bob@example.com").await;
+    let crossed = tokens(SECRET)
+        .issue(
+            AccessClaims {
+                user_id: bob.user_id,
+                session_id: ada.session_id,
+                role: Role::User,
+            },
+            clock.now(),
+        )
+        .expect("issue");
+    let result = flow.authenticate(&crossed.token).await;
+    assert!(
+        matches!(result, Err(AuthError::Unauthenticated)),
+        "{result:?}"
+    );
+    // The same claims with the right user do authenticate: the token itself is fine.
+    let genuine = tokens(SECRET)
+        .issue(
+            AccessClaims {
+                user_id: ada.user_id,
+                session_id: ada.session_id,
+                role: Role::User,
+            },
+            clock.now(),
+        )
+        .expect("issue");
+    assert_eq!(flow.authenticate(&genuine.token).await.expect("valid"), ada);
 }

@@ -3,11 +3,13 @@
 use std::collections::HashSet;
 
 use domain::{
-    Clock, Email, NewTask, Principal, RegisterError, Repository, Role, Store, Task, TaskPatch,
-    Transaction, User, UserId, UserName,
+    Clock, Email, Principal, RegisterError, Repository, Role, Store, Task, TaskPatch, Transaction,
+    User, UserId, UserName,
 };
 
-use crate::harness::{Flow, PASSWORD, create, new_task, registration, signed_in, stored, taskflow};
+use crate::harness::{
+    Flow, PASSWORD, create, new_task, registration, signed_in, stored, taskflow, together,
+};
 
 fn task_for(owner: Principal, now: time::OffsetDateTime, title: &str) -> Task {
     Task::create(owner.user_id, new_task(title), now).expect("valid task")
@@ -116,44 +118,59 @@ async fn a_committed_transaction_is_visible() {
     assert_eq!(stored(&flow, ada, &second).await, second);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_updates_lose_nothing() {
-    let (flow, _clock) = taskflow();
-    let ada = signed_in(&flow, "ada@example.com").await;
-    let task = create(
-        &flow,
-        ada,
-        NewTask {
-            title: "Contended".to_owned(),
-            ..NewTask::default()
-        },
-    )
-    .await;
-    const WRITERS: i64 = 20;
-    let handles: Vec<_> = (0..WRITERS)
+/// `writers` callers each retitle one fresh task at the same time; when
+/// `queue_behind_store` a transaction holds the store until they have all
+/// reached it, so they contend in the worst order. Checks that no update is
+/// lost: every caller sees its own version, and the last is 1 + writers.
+async fn contend(flow: &Flow, owner: Principal, writers: i64, queue_behind_store: bool) {
+    let task = create(flow, owner, new_task("Contended")).await;
+    let updates = (0..writers)
         .map(|i| {
             let flow = flow.clone();
-            tokio::spawn(async move {
+            async move {
                 let patch = TaskPatch {
                     title: Some(format!("Title {i}")),
                     ..TaskPatch::default()
                 };
-                flow.update_task(ada, task.id, patch).await
-            })
+                flow.update_task(owner, task.id, patch).await
+            }
         })
         .collect();
+    let results = if queue_behind_store {
+        let blocker = flow.store().begin().await.expect("begin");
+        let release = async move {
+            for _ in 0..10_000 {
+                tokio::task::yield_now().await;
+            }
+            drop(blocker);
+        };
+        tokio::join!(together(updates), release).0
+    } else {
+        together(updates).await
+    };
     let mut versions = HashSet::new();
-    for handle in handles {
-        let updated = handle
-            .await
-            .expect("task completes")
-            .expect("update succeeds");
-        assert!(versions.insert(updated.version), "version seen twice");
+    for result in results {
+        let updated = result.expect("update succeeds");
+        assert!(
+            versions.insert(updated.version),
+            "version {} seen twice",
+            updated.version
+        );
     }
-    let expected: HashSet<i64> = (2..=WRITERS + 1).collect();
+    let expected: HashSet<i64> = (2..=writers + 1).collect();
     assert_eq!(versions, expected, "each writer saw its own version");
-    let last = stored(&flow, ada, &task).await;
-    assert_eq!(last.version, 1 + WRITERS);
+    let last = stored(flow, owner, &task).await;
+    assert_eq!(last.version, 1 + writers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_lose_nothing() {
+    let (flow, _clock) = taskflow();
+    let ada = signed_in(&flow, "ada@example.com").await;
+    for _ in 0..5 {
+        contend(&flow, ada, 20, false).await;
+        contend(&flow, ada, 20, true).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -185,18 +202,15 @@ async fn concurrent_updates_of_different_fields_all_land() {
         },
     ];
     let count = i64::try_from(patches.len()).expect("small");
-    let handles: Vec<_> = patches
+    let writers = patches
         .into_iter()
         .map(|patch| {
             let flow = flow.clone();
-            tokio::spawn(async move { flow.update_task(ada, task.id, patch).await })
+            async move { flow.update_task(ada, task.id, patch).await }
         })
         .collect();
-    for handle in handles {
-        handle
-            .await
-            .expect("task completes")
-            .expect("update succeeds");
+    for result in together(writers).await {
+        result.expect("update succeeds");
     }
     let last = stored(&flow, ada, &task).await;
     assert_eq!(last.version, 1 + count);
