@@ -6,6 +6,8 @@
 //! the HTTP layer maps the per-use-case error enums to status codes.
 
 pub mod auth;
+#[cfg(feature = "contract")]
+pub mod contract;
 pub mod error;
 pub mod ports;
 pub mod service;

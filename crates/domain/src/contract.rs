@@ -1,0 +1,643 @@
+//! Behaviour every adapter of a port must show, written once and run
+//! against each adapter (memory, PostgreSQL, Redis), so the zero-setup
+//! store cannot drift from the real ones.
+//!
+//! Each check is an async function taking a fresh adapter handle. An adapter
+//! crate instantiates them all with [`store_contract!`] or
+//! [`session_store_contract!`], one `#[tokio::test]` each. Checks create their
+//! own users with random e-mails, so they may share one database.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::auth::{Session, SessionId, TokenHash};
+use crate::ports::{InsertUserError, Repository, SessionStore, Store, Transaction};
+use crate::task::{
+    Cursor, NewTask, Priority, SortKey, Status, Task, TaskId, TaskPatch, TaskQuery, TaskSort,
+    truncate_to_micros,
+};
+use crate::user::{Email, PasswordHash, Role, User, UserId, UserName};
+
+/// Names of the store checks, for the macro.
+#[macro_export]
+macro_rules! store_contract {
+    ($make:expr) => {
+        $crate::store_contract!(@tests $make;
+            user_round_trip, duplicate_email_is_refused, missing_rows_are_none,
+            task_round_trip, tasks_are_reached_only_through_their_owner, update_and_delete,
+            list_filters, list_orders_match_the_domain_in_every_sort, keyset_pages_cover_everything_once,
+            committed_transaction_is_visible, dropped_transaction_leaves_no_trace,
+            transaction_reads_its_own_writes, concurrent_transactions_do_not_lose_updates, ping_answers);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make.await;
+                $crate::contract::store::$name(store).await;
+            }
+        )*
+    };
+}
+
+#[macro_export]
+macro_rules! session_store_contract {
+    ($make:expr) => {
+        $crate::session_store_contract!(@tests $make;
+            created_session_is_active, unknown_session_is_not_active, revoked_session_is_gone,
+            rotation_swaps_the_refresh_token, concurrent_rotations_redeem_once,
+            expired_session_is_gone, rotation_extends_the_session, sessions_are_independent,
+            ping_answers);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let sessions = $make.await;
+                $crate::contract::sessions::$name(sessions).await;
+            }
+        )*
+    };
+}
+
+/// Polls every future to completion, concurrently, on the caller's task.
+pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+fn now() -> OffsetDateTime {
+    truncate_to_micros(OffsetDateTime::now_utc())
+}
+
+/// A user with a random e-mail, not yet stored.
+pub fn new_user() -> User {
+    let id = UserId::generate();
+    User {
+        id,
+        email: Email::parse(&format!("contract-{}@example.com", id.0.simple()))
+            .expect("valid e-mail"),
+        name: UserName::parse("Contract User").expect("valid name"),
+        role: Role::User,
+        password_hash: PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        created_at: now(),
+    }
+}
+
+async fn stored_user<S: Store>(store: &S) -> User {
+    let user = new_user();
+    let mut conn = store.connection().await.expect("connection");
+    conn.insert_user(&user).await.expect("insert user");
+    user
+}
+
+fn task_at(owner: UserId, title: &str, at: OffsetDateTime) -> Task {
+    Task::create(
+        owner,
+        NewTask {
+            title: title.into(),
+            ..NewTask::default()
+        },
+        at,
+    )
+    .expect("valid task")
+}
+
+fn query(sort: TaskSort, limit: u32) -> TaskQuery {
+    TaskQuery {
+        sort,
+        limit,
+        ..TaskQuery::default()
+    }
+}
+
+fn all_sorts() -> Vec<TaskSort> {
+    SortKey::ALL
+        .into_iter()
+        .flat_map(|key| [false, true].map(|descending| TaskSort { key, descending }))
+        .collect()
+}
+
+/// Twelve tasks with ties in every sort key and some without a due date.
+async fn varied_tasks<S: Store>(store: &S, owner: UserId) -> Vec<Task> {
+    let base = now();
+    let mut conn = store.connection().await.expect("connection");
+    let mut tasks = Vec::new();
+    for i in 0..12_i64 {
+        let created = base + Duration::seconds(i / 3);
+        let mut task = task_at(owner, &format!("Task {i}"), created);
+        task.priority = Priority::ALL[(i % 4) as usize];
+        task.status = Status::ALL[(i % 3) as usize];
+        task.completed_at = (task.status == Status::Done).then_some(created);
+        task.due_date = (i % 4 != 0).then(|| base + Duration::days(i % 3));
+        task.updated_at = created + Duration::seconds(i % 2);
+        conn.insert_task(&task).await.expect("insert task");
+        tasks.push(task);
+    }
+    tasks
+}
+
+pub mod store {
+    use super::*;
+
+    pub async fn user_round_trip<S: Store>(store: S) {
+        let user = stored_user(&store).await;
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(
+            conn.user_by_email(&user.email).await.expect("read"),
+            Some(user.clone())
+        );
+        assert_eq!(conn.user_by_id(user.id).await.expect("read"), Some(user));
+    }
+
+    pub async fn duplicate_email_is_refused<S: Store>(store: S) {
+        let user = stored_user(&store).await;
+        let twin = User {
+            id: UserId::generate(),
+            ..user.clone()
+        };
+        let mut conn = store.connection().await.expect("connection");
+        assert!(matches!(
+            conn.insert_user(&twin).await,
+            Err(InsertUserError::EmailTaken)
+        ));
+        assert_eq!(conn.user_by_id(twin.id).await.expect("read"), None);
+    }
+
+    pub async fn missing_rows_are_none<S: Store>(store: S) {
+        let mut conn = store.connection().await.expect("connection");
+        let email = new_user().email;
+        assert_eq!(conn.user_by_email(&email).await.expect("read"), None);
+        assert_eq!(
+            conn.user_by_id(UserId::generate()).await.expect("read"),
+            None
+        );
+        let owner = UserId::generate();
+        assert_eq!(
+            conn.task(owner, TaskId::generate()).await.expect("read"),
+            None
+        );
+        assert!(
+            conn.list_tasks(owner, &TaskQuery::default())
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+
+    pub async fn task_round_trip<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let mut task = task_at(owner, "Round trip", now());
+        task.description =
+            Some(crate::task::Description::parse("δ ünïcode 🦀".into()).expect("valid"));
+        task.due_date = Some(now() + Duration::days(3));
+        task.status = Status::Done;
+        task.completed_at = Some(task.created_at);
+        task.priority = Priority::Urgent;
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_task(&task).await.expect("insert");
+        assert_eq!(conn.task(owner, task.id).await.expect("read"), Some(task));
+    }
+
+    pub async fn tasks_are_reached_only_through_their_owner<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let other = stored_user(&store).await.id;
+        let task = task_at(owner, "Mine", now());
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_task(&task).await.expect("insert");
+        assert_eq!(conn.task(other, task.id).await.expect("read"), None);
+        let mut stolen = task.clone();
+        stolen.owner_id = other;
+        stolen.title = crate::task::Title::parse("Stolen").expect("valid");
+        assert!(!conn.update_task(&stolen).await.expect("update"));
+        assert!(!conn.delete_task(other, task.id).await.expect("delete"));
+        assert!(
+            conn.list_tasks(other, &TaskQuery::default())
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(conn.task(owner, task.id).await.expect("read"), Some(task));
+    }
+
+    pub async fn update_and_delete<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let mut task = task_at(owner, "Before", now());
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_task(&task).await.expect("insert");
+        let patch = TaskPatch {
+            title: Some("After".into()),
+            status: Some(Status::Done),
+            due_date: Some(Some(now() + Duration::hours(5))),
+            ..TaskPatch::default()
+        };
+        assert!(
+            task.apply(patch, now() + Duration::seconds(1))
+                .expect("valid")
+        );
+        assert!(conn.update_task(&task).await.expect("update"));
+        assert_eq!(
+            conn.task(owner, task.id).await.expect("read"),
+            Some(task.clone())
+        );
+        assert!(conn.delete_task(owner, task.id).await.expect("delete"));
+        assert!(
+            !conn
+                .delete_task(owner, task.id)
+                .await
+                .expect("delete again")
+        );
+        assert!(!conn.update_task(&task).await.expect("update deleted"));
+        assert_eq!(conn.task(owner, task.id).await.expect("read"), None);
+    }
+
+    pub async fn list_filters<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let tasks = varied_tasks(&store, owner).await;
+        let mut conn = store.connection().await.expect("connection");
+        let pivot = tasks[5].due_date.expect("task 5 has a due date");
+        let queries = [
+            TaskQuery {
+                status: Some(Status::Done),
+                ..query(TaskSort::default(), 100)
+            },
+            TaskQuery {
+                priority: Some(Priority::High),
+                ..query(TaskSort::default(), 100)
+            },
+            TaskQuery {
+                due_before: Some(pivot),
+                ..query(TaskSort::default(), 100)
+            },
+            TaskQuery {
+                due_after: Some(pivot),
+                ..query(TaskSort::default(), 100)
+            },
+            TaskQuery {
+                status: Some(Status::Todo),
+                priority: Some(Priority::Low),
+                due_after: Some(pivot - Duration::days(10)),
+                ..query(TaskSort::default(), 100)
+            },
+        ];
+        for q in queries {
+            let got: Vec<TaskId> = conn
+                .list_tasks(owner, &q)
+                .await
+                .expect("list")
+                .iter()
+                .map(|t| t.id)
+                .collect();
+            let mut expected: Vec<&Task> = tasks.iter().filter(|t| q.matches(t)).collect();
+            expected.sort_by(|a, b| a.cmp_by(b, q.sort));
+            let expected: Vec<TaskId> = expected.iter().map(|t| t.id).collect();
+            assert_eq!(got, expected, "{q:?}");
+        }
+    }
+
+    pub async fn list_orders_match_the_domain_in_every_sort<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let mut tasks = varied_tasks(&store, owner).await;
+        let mut conn = store.connection().await.expect("connection");
+        for sort in all_sorts() {
+            tasks.sort_by(|a, b| a.cmp_by(b, sort));
+            let got = conn
+                .list_tasks(owner, &query(sort, 100))
+                .await
+                .expect("list");
+            assert_eq!(
+                got.iter().map(|t| t.id).collect::<Vec<_>>(),
+                tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+                "{sort:?}"
+            );
+            assert_eq!(got, tasks, "rows read back whole, {sort:?}");
+        }
+    }
+
+    pub async fn keyset_pages_cover_everything_once<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let mut tasks = varied_tasks(&store, owner).await;
+        let mut conn = store.connection().await.expect("connection");
+        for sort in all_sorts() {
+            tasks.sort_by(|a, b| a.cmp_by(b, sort));
+            let mut seen = Vec::new();
+            let mut after: Option<Cursor> = None;
+            loop {
+                let q = TaskQuery {
+                    after,
+                    ..query(sort, 5)
+                };
+                let mut page = conn.list_tasks(owner, &q).await.expect("list");
+                assert!(page.len() <= 6, "at most limit + 1 rows");
+                let more = page.len() > 5;
+                page.truncate(5);
+                after = page.last().map(|t| t.cursor(sort));
+                seen.extend(page.into_iter().map(|t| t.id));
+                if !more {
+                    break;
+                }
+            }
+            assert_eq!(
+                seen,
+                tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+                "{sort:?}"
+            );
+        }
+    }
+
+    pub async fn committed_transaction_is_visible<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let task = task_at(owner, "Committed", now());
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_task(&task).await.expect("insert");
+        tx.commit().await.expect("commit");
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(conn.task(owner, task.id).await.expect("read"), Some(task));
+    }
+
+    pub async fn dropped_transaction_leaves_no_trace<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let mut kept = task_at(owner, "Kept", now());
+        store
+            .connection()
+            .await
+            .expect("connection")
+            .insert_task(&kept)
+            .await
+            .expect("insert");
+        let original = kept.clone();
+        let added = task_at(owner, "Added", now());
+        let user = new_user();
+        {
+            let mut tx = store.begin().await.expect("begin");
+            tx.insert_task(&added).await.expect("insert");
+            tx.insert_user(&user).await.expect("insert user");
+            kept.apply(
+                TaskPatch {
+                    title: Some("Changed".into()),
+                    ..TaskPatch::default()
+                },
+                now(),
+            )
+            .expect("valid");
+            assert!(tx.update_task(&kept).await.expect("update"));
+            // Dropped here without commit.
+        }
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(conn.task(owner, added.id).await.expect("read"), None);
+        assert_eq!(conn.user_by_id(user.id).await.expect("read"), None);
+        assert_eq!(
+            conn.task(owner, original.id).await.expect("read"),
+            Some(original)
+        );
+    }
+
+    pub async fn transaction_reads_its_own_writes<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let task = task_at(owner, "Own write", now());
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_task(&task).await.expect("insert");
+        assert_eq!(
+            tx.task(owner, task.id).await.expect("read"),
+            Some(task.clone())
+        );
+        let listed = tx
+            .list_tasks(owner, &TaskQuery::default())
+            .await
+            .expect("list");
+        assert_eq!(listed, vec![task]);
+        tx.commit().await.expect("commit");
+    }
+
+    /// Read-modify-write in transactions: `task` in a transaction locks the
+    /// row, so concurrent writers queue instead of overwriting each other.
+    pub async fn concurrent_transactions_do_not_lose_updates<S: Store>(store: S) {
+        const WRITERS: usize = 8;
+        let owner = stored_user(&store).await.id;
+        let task = task_at(owner, "Contended", now());
+        store
+            .connection()
+            .await
+            .expect("connection")
+            .insert_task(&task)
+            .await
+            .expect("insert");
+        let writers = (0..WRITERS).map(|i| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.expect("begin");
+                let mut current = tx
+                    .task(owner, task.id)
+                    .await
+                    .expect("read")
+                    .expect("exists");
+                let patch = TaskPatch {
+                    title: Some(format!("Writer {i}")),
+                    ..TaskPatch::default()
+                };
+                current.apply(patch, now()).expect("valid");
+                assert!(tx.update_task(&current).await.expect("update"));
+                tx.commit().await.expect("commit");
+            }
+        });
+        join_all(writers.collect()).await;
+        let last = store
+            .connection()
+            .await
+            .expect("connection")
+            .task(owner, task.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(
+            last.version,
+            1 + WRITERS as i64,
+            "every change counted once"
+        );
+    }
+
+    pub async fn ping_answers<S: Store>(store: S) {
+        store.ping().await.expect("ping");
+    }
+}
+
+pub mod sessions {
+    use super::*;
+
+    fn hash(label: &str) -> TokenHash {
+        TokenHash(format!("{label}-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    fn session(expires_in: Duration) -> Session {
+        Session {
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
+            role: Role::User,
+            refresh_hash: hash("refresh"),
+            expires_at: now() + expires_in,
+        }
+    }
+
+    pub async fn created_session_is_active<S: SessionStore>(sessions: S) {
+        let s = Session {
+            role: Role::Admin,
+            ..session(Duration::hours(1))
+        };
+        sessions.create(&s).await.expect("create");
+        assert_eq!(
+            sessions.active(s.id).await.expect("active"),
+            Some((s.user_id, Role::Admin))
+        );
+    }
+
+    pub async fn unknown_session_is_not_active<S: SessionStore>(sessions: S) {
+        assert_eq!(
+            sessions
+                .active(SessionId::generate())
+                .await
+                .expect("active"),
+            None
+        );
+        let rotated = sessions
+            .rotate(&hash("unknown"), &hash("new"), now() + Duration::hours(1))
+            .await;
+        assert_eq!(rotated.expect("rotate"), None);
+    }
+
+    pub async fn revoked_session_is_gone<S: SessionStore>(sessions: S) {
+        let s = session(Duration::hours(1));
+        sessions.create(&s).await.expect("create");
+        sessions.revoke(s.id).await.expect("revoke");
+        assert_eq!(sessions.active(s.id).await.expect("active"), None);
+        let rotated = sessions
+            .rotate(&s.refresh_hash, &hash("new"), now() + Duration::hours(1))
+            .await;
+        assert_eq!(
+            rotated.expect("rotate"),
+            None,
+            "a revoked session's refresh token is dead"
+        );
+        sessions.revoke(s.id).await.expect("revoking twice is fine");
+    }
+
+    pub async fn rotation_swaps_the_refresh_token<S: SessionStore>(sessions: S) {
+        let s = session(Duration::hours(1));
+        sessions.create(&s).await.expect("create");
+        let new = hash("new");
+        let expires_at = now() + Duration::hours(2);
+        let rotated = sessions
+            .rotate(&s.refresh_hash, &new, expires_at)
+            .await
+            .expect("rotate");
+        let rotated = rotated.expect("the current token rotates");
+        assert_eq!(rotated.id, s.id);
+        assert_eq!(rotated.user_id, s.user_id);
+        assert_eq!(rotated.refresh_hash, new);
+        assert_eq!(rotated.expires_at, expires_at);
+        let again = sessions
+            .rotate(&s.refresh_hash, &hash("newer"), expires_at)
+            .await
+            .expect("rotate");
+        assert_eq!(again, None, "the old token is spent");
+        let next = sessions
+            .rotate(&new, &hash("newest"), expires_at)
+            .await
+            .expect("rotate");
+        assert!(next.is_some(), "the new token works once");
+        assert_eq!(
+            sessions.active(s.id).await.expect("active"),
+            Some((s.user_id, s.role))
+        );
+    }
+
+    pub async fn concurrent_rotations_redeem_once<S: SessionStore>(sessions: S) {
+        let s = session(Duration::hours(1));
+        sessions.create(&s).await.expect("create");
+        let attempts = (0..8).map(|i| {
+            let sessions = sessions.clone();
+            let old = s.refresh_hash.clone();
+            async move {
+                sessions
+                    .rotate(
+                        &old,
+                        &hash(&format!("racer{i}")),
+                        now() + Duration::hours(1),
+                    )
+                    .await
+                    .expect("rotate")
+            }
+        });
+        let winners = join_all(attempts.collect())
+            .await
+            .into_iter()
+            .flatten()
+            .count();
+        assert_eq!(winners, 1);
+    }
+
+    pub async fn expired_session_is_gone<S: SessionStore>(sessions: S) {
+        let s = session(Duration::seconds(-1));
+        sessions.create(&s).await.expect("create");
+        assert_eq!(sessions.active(s.id).await.expect("active"), None);
+        let rotated = sessions
+            .rotate(&s.refresh_hash, &hash("new"), now() + Duration::hours(1))
+            .await;
+        assert_eq!(rotated.expect("rotate"), None);
+    }
+
+    pub async fn rotation_extends_the_session<S: SessionStore>(sessions: S) {
+        let s = session(Duration::seconds(30));
+        sessions.create(&s).await.expect("create");
+        let expires_at = now() + Duration::days(30);
+        let rotated = sessions
+            .rotate(&s.refresh_hash, &hash("new"), expires_at)
+            .await
+            .expect("rotate");
+        assert_eq!(rotated.map(|r| r.expires_at), Some(expires_at));
+        assert!(sessions.active(s.id).await.expect("active").is_some());
+    }
+
+    pub async fn sessions_are_independent<S: SessionStore>(sessions: S) {
+        let a = session(Duration::hours(1));
+        let b = Session {
+            user_id: a.user_id,
+            ..session(Duration::hours(1))
+        };
+        sessions.create(&a).await.expect("create");
+        sessions.create(&b).await.expect("create");
+        sessions.revoke(a.id).await.expect("revoke");
+        assert_eq!(
+            sessions.active(b.id).await.expect("active"),
+            Some((b.user_id, b.role))
+        );
+        let rotated = sessions
+            .rotate(&b.refresh_hash, &hash("new"), now() + Duration::hours(1))
+            .await;
+        assert!(rotated.expect("rotate").is_some());
+    }
+
+    pub async fn ping_answers<S: SessionStore>(sessions: S) {
+        sessions.ping().await.expect("ping");
+    }
+}
