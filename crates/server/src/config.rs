@@ -51,8 +51,32 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub shutdown_timeout: Duration,
+    /// PostgreSQL; the in-memory store when absent (development only).
     pub database_url: Option<Secret>,
+    pub database_pool_size: u32,
+    /// Redis for sessions; the in-memory session store when absent
+    /// (development only).
+    pub redis_url: Option<Secret>,
+    pub redis_key_prefix: String,
 }
+
+/// Every environment variable the server reads (the Docker files are
+/// checked against this list).
+pub const VARIABLES: &[&str] = &[
+    "PORT",
+    "BIND_ADDR",
+    "APP_ENV",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "JWT_SECRET",
+    "ACCESS_TOKEN_TTL",
+    "REFRESH_TOKEN_TTL",
+    "SHUTDOWN_TIMEOUT",
+    "DATABASE_URL",
+    "DATABASE_POOL_SIZE",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+];
 
 /// A configuration problem, as one line naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +191,32 @@ impl Config {
                 "must be longer than ACCESS_TOKEN_TTL",
             ));
         }
+        let database_url = var("DATABASE_URL").map(Secret::new);
+        let redis_url = var("REDIS_URL").map(Secret::new);
+        if production && database_url.is_none() {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "is required in production",
+            ));
+        }
+        if production && redis_url.is_none() {
+            return Err(ConfigError::new("REDIS_URL", "is required in production"));
+        }
+        let database_pool_size = match var("DATABASE_POOL_SIZE") {
+            None => 10,
+            Some(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "DATABASE_POOL_SIZE",
+                        format!("{raw:?} is not a number from 1 to 1000"),
+                    )
+                })?,
+        };
+        let redis_key_prefix = var("REDIS_KEY_PREFIX").unwrap_or_else(|| "taskflow:".to_owned());
         Ok(Self {
             port,
             bind_addr,
@@ -178,7 +228,10 @@ impl Config {
             access_token_ttl,
             refresh_token_ttl,
             shutdown_timeout,
-            database_url: var("DATABASE_URL").map(Secret::new),
+            database_url,
+            database_pool_size,
+            redis_url,
+            redis_key_prefix,
         })
     }
 }
@@ -233,7 +286,13 @@ mod tests {
     #[test]
     fn production_defaults_to_json_and_info() {
         let secret = "x".repeat(32);
-        let c = config(&[("APP_ENV", "production"), ("JWT_SECRET", &secret)]).expect("valid");
+        let c = config(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", &secret),
+            ("DATABASE_URL", "postgres://db/taskflow"),
+            ("REDIS_URL", "redis://cache"),
+        ])
+        .expect("valid");
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.log_level, "info");
         assert!(!c.jwt_secret_is_default);
@@ -245,6 +304,42 @@ mod tests {
         assert_eq!(e.var, "JWT_SECRET");
         let e = config(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]).expect_err("short");
         assert_eq!(e.var, "JWT_SECRET");
+    }
+
+    #[test]
+    fn production_requires_both_stores() {
+        let secret = "x".repeat(32);
+        let e = config(&[("APP_ENV", "production"), ("JWT_SECRET", &secret)])
+            .expect_err("no DATABASE_URL");
+        assert_eq!(e.var, "DATABASE_URL");
+        let e = config(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", &secret),
+            ("DATABASE_URL", "postgres://db/taskflow"),
+        ])
+        .expect_err("no REDIS_URL");
+        assert_eq!(e.var, "REDIS_URL");
+    }
+
+    #[test]
+    fn every_variable_read_is_listed() {
+        let source = include_str!("config.rs");
+        let listed: std::collections::BTreeSet<&str> = VARIABLES.iter().copied().collect();
+        let mut read = 0;
+        for reader in ["var(\"", "= duration(\""] {
+            for (i, _) in source.match_indices(reader) {
+                let name: String = source[i + reader.len()..]
+                    .chars()
+                    .take_while(|c| *c != '"')
+                    .collect();
+                assert!(
+                    listed.contains(name.as_str()),
+                    "{name} is read but not in VARIABLES"
+                );
+                read += 1;
+            }
+        }
+        assert!(read >= VARIABLES.len(), "every listed variable is read");
     }
 
     #[test]
@@ -260,6 +355,7 @@ mod tests {
             ("ACCESS_TOKEN_TTL", "0"),
             ("REFRESH_TOKEN_TTL", "10"),
             ("SHUTDOWN_TIMEOUT", "5 minutes"),
+            ("DATABASE_POOL_SIZE", "0"),
         ] {
             let e = config(&[(var, value)]).expect_err(value);
             assert_eq!(e.var, var, "{value}");
