@@ -1,7 +1,7 @@
 //! The port contracts, run against the in-memory adapters.
 
 mod store {
-    domain::store_contract!(async { adapters_memory::MemoryStore::new() });
+    domain::store_contract!(async { (adapters_memory::MemoryStore::new(), ()) });
 }
 
 mod sessions {

@@ -1,1 +1,17 @@
+//! PostgreSQL adapter of TaskFlow's store port: diesel + diesel-async over a
+//! bb8 pool, migrations embedded from the top-level `migrations/`.
+//!
+//! Schema and row types stay private: the rest of the workspace sees only
+//! domain types. Every failure becomes a `PortError`: unreachable database,
+//! exhausted pool or statement timeout `Unavailable`, the rest `Unexpected`.
 
+mod error;
+mod migrate;
+mod rows;
+mod schema;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use migrate::{MIGRATIONS, reset, run_migrations};
+pub use store::{PgHandle, PgOptions, PgStore};

@@ -3,8 +3,10 @@
 //! store cannot drift from the real ones.
 //!
 //! Each check is an async function taking a fresh adapter handle. An adapter
-//! crate instantiates them all with [`store_contract!`] or
-//! [`session_store_contract!`], one `#[tokio::test]` each. Checks create their
+//! crate instantiates them all with [`store_contract!`] (given a future of
+//! `(store, guard)`, the guard kept alive for the test) or
+//! [`session_store_contract!`] (given a future of the session store), one
+//! `#[tokio::test]` each. Checks create their
 //! own users with random e-mails, so they may share one database.
 
 use std::future::Future;
@@ -36,7 +38,8 @@ macro_rules! store_contract {
         $(
             #[tokio::test]
             async fn $name() {
-                let store = $make.await;
+                // The adapter, and whatever must outlive it (a test database).
+                let (store, _keep) = $make.await;
                 $crate::contract::store::$name(store).await;
             }
         )*

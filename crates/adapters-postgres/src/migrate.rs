@@ -1,0 +1,61 @@
+//! The migrations in the top-level `migrations/`, embedded in the binary and
+//! applied under a PostgreSQL advisory lock, so instances starting together
+//! take turns instead of racing.
+
+use diesel::prelude::*;
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use domain::PortError;
+
+use crate::error::{WHAT, from_diesel};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// The advisory-lock key migrations run under ("TaskFlow" in ASCII).
+const MIGRATION_LOCK: i64 = 0x5461_736b_466c_6f77;
+
+/// Applies every pending migration to the database at `url`; returns the
+/// versions applied. Safe to call from several processes at once.
+pub async fn run_migrations(url: &str) -> Result<Vec<String>, PortError> {
+    let url = url.to_owned();
+    // diesel's migration harness is synchronous: run it on the blocking pool.
+    tokio::task::spawn_blocking(move || migrate_blocking(&url))
+        .await
+        .map_err(|e| PortError::unexpected(WHAT, e))?
+}
+
+fn migrate_blocking(url: &str) -> Result<Vec<String>, PortError> {
+    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
+        .map_err(|e| PortError::unavailable(WHAT, e))?;
+    diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .map_err(from_diesel)?;
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.iter().map(ToString::to_string).collect())
+        .map_err(|e| PortError::unexpected(WHAT, e));
+    // Released by disconnecting too; unlock explicitly to hand over at once.
+    let unlocked = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .execute(&mut conn)
+        .map_err(from_diesel);
+    let applied = applied?;
+    unlocked?;
+    Ok(applied)
+}
+
+/// Drops every table of ours and applies the migrations again: for
+/// `taskflow db reset` on development databases.
+pub async fn reset(url: &str) -> Result<Vec<String>, PortError> {
+    let owned = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&owned)
+            .map_err(|e| PortError::unavailable(WHAT, e))?;
+        conn.revert_all_migrations(MIGRATIONS)
+            .map_err(|e| PortError::unexpected(WHAT, e))?;
+        Ok::<_, PortError>(())
+    })
+    .await
+    .map_err(|e| PortError::unexpected(WHAT, e))??;
+    run_migrations(url).await
+}
