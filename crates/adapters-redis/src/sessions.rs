@@ -1,0 +1,347 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bb8::Pool;
+use bb8_redis::RedisConnectionManager;
+use domain::{PortError, Role, Session, SessionId, SessionStore, TokenHash, UserId};
+use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::{WHAT, corrupt, from_pool, from_redis};
+use crate::pool::{LastError, LogErrors, Manager, last_error};
+
+/// How long a request waits for a pooled connection (dialing included)
+/// before the session store counts as unavailable.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `{prefix}session:{id}` := hash, `{prefix}refresh:{hash}` := id, both
+/// expiring at the session's end. When that is already past, Redis deletes
+/// both keys at once (`PEXPIREAT` and `SET … PXAT` with a past time, since
+/// Redis 7), so such a session is never active.
+///
+/// KEYS: session key, refresh key.
+/// ARGV: session id, user id, role, refresh hash, expires_at (unix µs),
+///       expiry (unix ms).
+const CREATE: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'role', ARGV[3],
+    'refresh_hash', ARGV[4], 'expires_at', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[6])
+return 1
+";
+
+/// Redeems a refresh token: the old refresh key is deleted whatever happens
+/// next, so a token works at most once; the session must still exist and
+/// hold that very token. Returns `{id, user_id, role}` or nil.
+///
+/// KEYS: refresh key of the old hash, refresh key of the new hash.
+/// ARGV: session key prefix, old hash, new hash, expires_at (unix µs),
+///       expiry (unix ms).
+const ROTATE: &str = r"
+local id = redis.call('GET', KEYS[1])
+if not id then return nil end
+redis.call('DEL', KEYS[1])
+local session = ARGV[1] .. id
+local fields = redis.call('HMGET', session, 'user_id', 'role', 'refresh_hash')
+if not fields[1] or fields[3] ~= ARGV[2] then return nil end
+redis.call('HSET', session, 'refresh_hash', ARGV[3], 'expires_at', ARGV[4])
+redis.call('PEXPIREAT', session, ARGV[5])
+redis.call('SET', KEYS[2], id, 'PXAT', ARGV[5])
+return {id, fields[1], fields[2]}
+";
+
+/// Deletes a session and the refresh key still pointing at it.
+///
+/// KEYS: session key. ARGV: refresh key prefix, session id.
+const REVOKE: &str = r"
+local hash = redis.call('HGET', KEYS[1], 'refresh_hash')
+if hash then
+  local refresh = ARGV[1] .. hash
+  if redis.call('GET', refresh) == ARGV[2] then redis.call('DEL', refresh) end
+end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+/// Sessions in Redis, shared by every instance of the server.
+///
+/// Keys, all under the prefix given to [`RedisSessionStore::connect`]:
+///
+/// - `{prefix}session:{session id}`: a hash with `user_id`, `role`,
+///   `refresh_hash` and `expires_at` (unix microseconds);
+/// - `{prefix}refresh:{refresh token hash}`: the session id.
+///
+/// Both expire (`PEXPIREAT`) when the session does. Rotation and revocation
+/// are Lua scripts, so they are atomic; the scripts touch keys they derive
+/// from what they read, so the store needs a single Redis node (standalone
+/// or Sentinel-managed), not Redis Cluster.
+///
+/// Cloning is cheap: clones share the connection pool.
+#[derive(Clone)]
+pub struct RedisSessionStore {
+    pool: Pool<Manager>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    prefix: String,
+    session_prefix: String,
+    refresh_prefix: String,
+    create: Script,
+    rotate: Script,
+    revoke: Script,
+    last_error: LastError,
+}
+
+impl fmt::Debug for RedisSessionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("RedisSessionStore")
+            .field("key_prefix", &self.shared.prefix)
+            .field("max_size", &self.pool.config().max_size)
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish()
+    }
+}
+
+impl RedisSessionStore {
+    /// A store on the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// `rediss://` needs a TLS feature of the `redis` crate), its keys
+    /// starting with `key_prefix` (e.g. `"taskflow:"`), with at most
+    /// `pool_size` connections.
+    ///
+    /// Connects lazily: it succeeds even while Redis is down, and every
+    /// call then fails with [`PortError::Unavailable`] after at most about
+    /// two seconds, until Redis answers again. Use [`SessionStore::ping`]
+    /// to wait for it. Fails on a malformed URL, a zero `pool_size`, or when
+    /// not called within a Tokio runtime.
+    pub fn connect(
+        url: &str,
+        key_prefix: impl Into<String>,
+        pool_size: u32,
+    ) -> Result<Self, PortError> {
+        if pool_size == 0 {
+            return Err(PortError::unexpected(
+                WHAT,
+                "the Redis pool size must be at least 1",
+            ));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(PortError::unexpected(
+                WHAT,
+                "RedisSessionStore::connect must be called within a Tokio runtime",
+            ));
+        }
+        let manager =
+            RedisConnectionManager::new(url).map_err(|e| PortError::unexpected(WHAT, e))?;
+        let last_error = LastError::default();
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(CONNECTION_TIMEOUT)
+            // Broken connections are dropped by `Manager::has_broken`
+            // instead: see `pool`.
+            .test_on_check_out(false)
+            .error_sink(Box::new(LogErrors))
+            .build_unchecked(Manager::new(manager, last_error.clone()));
+        let prefix = key_prefix.into();
+        Ok(Self {
+            pool,
+            shared: Arc::new(Shared {
+                session_prefix: format!("{prefix}session:"),
+                refresh_prefix: format!("{prefix}refresh:"),
+                prefix,
+                create: Script::new(CREATE),
+                rotate: Script::new(ROTATE),
+                revoke: Script::new(REVOKE),
+                last_error,
+            }),
+        })
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn key_prefix(&self) -> &str {
+        &self.shared.prefix
+    }
+
+    fn session_key(&self, id: SessionId) -> String {
+        format!("{}{id}", self.shared.session_prefix)
+    }
+
+    fn refresh_key(&self, hash: &TokenHash) -> String {
+        format!("{}{}", self.shared.refresh_prefix, hash.0)
+    }
+
+    /// Sends one request on a pooled connection. An idempotent request that
+    /// meets a connection which died while idle is sent again on another
+    /// (bb8 drops the dead one), up to once per connection the pool can
+    /// hold, so requests succeed at once when Redis is back. `rotate` is
+    /// never retried: it must not run twice.
+    async fn request<T: FromRedisValue>(
+        &self,
+        request: Request<'_>,
+        retry: Retry,
+    ) -> Result<T, PortError> {
+        let mut retries_left = match retry {
+            Retry::IfStale => self.pool.config().max_size,
+            Retry::Never => 0,
+        };
+        let since = Instant::now();
+        loop {
+            let mut conn = self.pool.get().await.map_err(|e| {
+                from_pool(e, CONNECTION_TIMEOUT, last_error(&self.shared.last_error))
+            })?;
+            let result = match request {
+                Request::Command(cmd) => conn.query(cmd).await,
+                Request::Script(invocation) => conn.invoke(invocation).await,
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if retries_left > 0 && conn.is_stale(&e, since) => {
+                    retries_left -= 1;
+                    tracing::debug!(error = %e, "session store: stale Redis connection, retrying");
+                }
+                Err(e) => return Err(from_redis(e)),
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Command(&'a Cmd),
+    Script(&'a ScriptInvocation<'a>),
+}
+
+#[derive(Clone, Copy)]
+enum Retry {
+    IfStale,
+    Never,
+}
+
+/// Unix microseconds (what is stored) and milliseconds (what Redis expires
+/// keys at, rounded down so a key never outlives its session; at least 1,
+/// since Redis refuses `PXAT` values below it).
+fn expiry(at: OffsetDateTime) -> Result<(i64, i64), PortError> {
+    let micros = i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000))
+        .map_err(|_| PortError::unexpected(WHAT, "session expiry out of range"))?;
+    Ok((micros, micros.div_euclid(1_000).max(1)))
+}
+
+fn parse_expiry(raw: &str) -> Option<OffsetDateTime> {
+    let micros: i64 = raw.parse().ok()?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).ok()
+}
+
+fn parse_user(raw: &str) -> Option<UserId> {
+    Uuid::parse_str(raw).ok().map(UserId)
+}
+
+impl SessionStore for RedisSessionStore {
+    async fn create(&self, session: &Session) -> Result<(), PortError> {
+        let (micros, millis) = expiry(session.expires_at)?;
+        let mut invocation = self.shared.create.key(self.session_key(session.id));
+        invocation
+            .key(self.refresh_key(&session.refresh_hash))
+            .arg(session.id.to_string())
+            .arg(session.user_id.to_string())
+            .arg(session.role.as_str())
+            .arg(&session.refresh_hash.0)
+            .arg(micros)
+            .arg(millis);
+        self.request(Request::Script(&invocation), Retry::IfStale)
+            .await
+    }
+
+    async fn active(&self, id: SessionId) -> Result<Option<(UserId, Role)>, PortError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(self.session_key(id))
+            .arg("user_id")
+            .arg("role")
+            .arg("expires_at");
+        let fields: (Option<String>, Option<String>, Option<String>) =
+            self.request(Request::Command(&cmd), Retry::IfStale).await?;
+        let (user_id, role, expires_at) = match fields {
+            (None, None, None) => return Ok(None),
+            (Some(user_id), Some(role), Some(expires_at)) => (user_id, role, expires_at),
+            _ => return Err(corrupt(format!("session {id} lacks fields"))),
+        };
+        let user_id = parse_user(&user_id)
+            .ok_or_else(|| corrupt(format!("session {id} has a malformed user_id")))?;
+        let role = Role::parse(&role)
+            .ok_or_else(|| corrupt(format!("session {id} has a malformed role")))?;
+        let expires_at = parse_expiry(&expires_at)
+            .ok_or_else(|| corrupt(format!("session {id} has a malformed expires_at")))?;
+        // The key expires then anyway; this also covers Redis' clock lagging
+        // behind ours.
+        if expires_at <= OffsetDateTime::now_utc() {
+            return Ok(None);
+        }
+        Ok(Some((user_id, role)))
+    }
+
+    async fn rotate(
+        &self,
+        old: &TokenHash,
+        new: &TokenHash,
+        expires_at: OffsetDateTime,
+    ) -> Result<Option<Session>, PortError> {
+        let (micros, millis) = expiry(expires_at)?;
+        let mut invocation = self.shared.rotate.key(self.refresh_key(old));
+        invocation
+            .key(self.refresh_key(new))
+            .arg(&self.shared.session_prefix)
+            .arg(&old.0)
+            .arg(&new.0)
+            .arg(micros)
+            .arg(millis);
+        let found: Option<(String, Option<String>, Option<String>)> = self
+            .request(Request::Script(&invocation), Retry::Never)
+            .await?;
+        let Some((id, user_id, role)) = found else {
+            return Ok(None);
+        };
+        // Never echo the refresh key's content or hash into errors.
+        let id = Uuid::parse_str(&id)
+            .map(SessionId)
+            .map_err(|_| corrupt("a refresh key holds a malformed session id"))?;
+        let user_id = user_id
+            .as_deref()
+            .and_then(parse_user)
+            .ok_or_else(|| corrupt(format!("session {id} has a malformed user_id")))?;
+        let role = role
+            .as_deref()
+            .and_then(Role::parse)
+            .ok_or_else(|| corrupt(format!("session {id} has a malformed role")))?;
+        Ok(Some(Session {
+            id,
+            user_id,
+            role,
+            refresh_hash: new.clone(),
+            expires_at,
+        }))
+    }
+
+    async fn revoke(&self, id: SessionId) -> Result<(), PortError> {
+        let mut invocation = self.shared.revoke.key(self.session_key(id));
+        invocation
+            .arg(&self.shared.refresh_prefix)
+            .arg(id.to_string());
+        self.request(Request::Script(&invocation), Retry::IfStale)
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), PortError> {
+        let pong: String = self
+            .request(Request::Command(&redis::cmd("PING")), Retry::IfStale)
+            .await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(PortError::unexpected(WHAT, "Redis answered PING oddly"))
+        }
+    }
+}
