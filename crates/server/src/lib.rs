@@ -2,34 +2,45 @@
 //! builds the HTTP server and runs it until a shutdown signal.
 
 pub mod config;
+pub mod db;
 pub mod telemetry;
 
 use std::io;
+use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use adapters_auth::{Argon2Hasher, JwtTokens};
 use adapters_memory::{MemorySessionStore, MemoryStore};
-use domain::{Ports, Settings, SystemClock, TaskFlow};
+use adapters_postgres::{PgOptions, PgStore};
+use adapters_redis::RedisSessionStore;
+use domain::{PortError, Ports, SessionStore, Settings, Store, SystemClock, TaskFlow};
 
 pub use config::{AppEnv, Config, ConfigError, LogFormat};
 
 /// The issuer every access token names (`iss`).
 pub const TOKEN_ISSUER: &str = "taskflow";
 
-/// The adapters of the zero-setup server: everything in memory.
+/// The adapters of one server: a store and a session store; passwords,
+/// tokens and time are always argon2, JWT and the system clock.
 #[derive(Debug)]
-pub struct MemoryPorts;
+pub struct Adapters<S, SS>(PhantomData<fn() -> (S, SS)>);
 
-impl Ports for MemoryPorts {
-    type Store = MemoryStore;
-    type Sessions = MemorySessionStore;
+impl<S: Store, SS: SessionStore> Ports for Adapters<S, SS> {
+    type Store = S;
+    type Sessions = SS;
     type Hasher = Argon2Hasher;
     type Tokens = JwtTokens;
     type Clock = SystemClock;
 }
+
+/// The zero-setup server: everything in memory.
+pub type MemoryPorts = Adapters<MemoryStore, MemorySessionStore>;
+/// The production server: PostgreSQL and Redis.
+pub type ServicePorts = Adapters<PgStore, RedisSessionStore>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -41,9 +52,25 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
+    #[error("{var}: {what} did not answer after {attempts} attempts: {source}")]
+    Unreachable {
+        var: &'static str,
+        what: &'static str,
+        attempts: u32,
+        #[source]
+        source: PortError,
+    },
+    #[error("DATABASE_URL: migrations failed: {0}")]
+    Migrations(#[source] PortError),
+    #[error("REDIS_URL: {0}")]
+    Redis(#[source] PortError),
     #[error("cannot set up the password hasher: {0}")]
-    Hasher(#[source] domain::PortError),
+    Hasher(String),
 }
+
+/// How long start-up waits for a store: attempts and the pause after each.
+const STARTUP_ATTEMPTS: u32 = 6;
+const STARTUP_PAUSE: Duration = Duration::from_millis(750);
 
 /// A bound, not yet running server.
 pub struct Application {
@@ -60,49 +87,62 @@ impl std::fmt::Debug for Application {
 }
 
 impl Application {
-    /// Binds the listener (port 0 picks a free one) and builds the server
-    /// on the adapters the configuration selects.
-    pub fn build(config: &Config) -> Result<Self, StartupError> {
-        Self::build_with_hasher(config, Argon2Hasher::new())
+    /// Connects the stores the configuration names (waiting a bounded time
+    /// for each), applies pending migrations, binds the listener (port 0
+    /// picks a free one) and builds the server.
+    pub async fn build(config: &Config) -> Result<Self, StartupError> {
+        let hasher = tokio::task::spawn_blocking(Argon2Hasher::new)
+            .await
+            .map_err(|e| StartupError::Hasher(e.to_string()))?;
+        Self::build_with_hasher(config, hasher).await
     }
 
     /// As [`Application::build`], with another password hasher (tests use
     /// cheap argon2 parameters).
-    pub fn build_with_hasher(config: &Config, hasher: Argon2Hasher) -> Result<Self, StartupError> {
-        if config.database_url.is_some() {
-            return Err(ConfigError {
-                var: "DATABASE_URL",
-                message: "this build has only the in-memory store; unset DATABASE_URL to use it"
-                    .to_owned(),
-            }
-            .into());
-        }
-        tracing::warn!(
-            "no DATABASE_URL: using the in-memory store; data will not persist across restarts"
-        );
+    pub async fn build_with_hasher(
+        config: &Config,
+        hasher: Argon2Hasher,
+    ) -> Result<Self, StartupError> {
         if config.jwt_secret_is_default {
             tracing::warn!(
                 "no JWT_SECRET: using the development secret; set JWT_SECRET outside development"
             );
         }
-        let tokens = JwtTokens::new(
-            config.jwt_secret.expose().as_bytes(),
-            TOKEN_ISSUER,
-            config.access_token_ttl,
-        );
-        let settings = Settings {
-            refresh_token_ttl: time::Duration::try_from(config.refresh_token_ttl)
-                .unwrap_or(time::Duration::days(30)),
+        let store = match &config.database_url {
+            Some(url) => Some(connect_database(url.expose(), config).await?),
+            None => {
+                tracing::warn!(
+                    "no DATABASE_URL: using the in-memory store; data will not persist across restarts"
+                );
+                None
+            }
         };
-        let app = TaskFlow::<MemoryPorts>::new(
-            MemoryStore::new(),
-            MemorySessionStore::default(),
-            hasher,
-            tokens,
-            SystemClock,
-            settings,
-        );
-        serve(app, config)
+        let sessions = match &config.redis_url {
+            Some(url) => Some(connect_redis(url.expose(), config).await?),
+            None => {
+                tracing::warn!(
+                    "no REDIS_URL: sessions are kept in memory; they end on restart and are not shared between instances"
+                );
+                None
+            }
+        };
+        match (store, sessions) {
+            (Some(store), Some(sessions)) => {
+                serve::<Adapters<_, _>>(store, sessions, hasher, config)
+            }
+            (Some(store), None) => {
+                serve::<Adapters<_, _>>(store, MemorySessionStore::default(), hasher, config)
+            }
+            (None, Some(sessions)) => {
+                serve::<Adapters<_, _>>(MemoryStore::new(), sessions, hasher, config)
+            }
+            (None, None) => serve::<MemoryPorts>(
+                MemoryStore::new(),
+                MemorySessionStore::default(),
+                hasher,
+                config,
+            ),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -124,7 +164,79 @@ impl Application {
     }
 }
 
-fn serve<P: Ports>(app: TaskFlow<P>, config: &Config) -> Result<Application, StartupError> {
+/// The PostgreSQL store, once the database answers and is migrated.
+pub async fn connect_database(url: &str, config: &Config) -> Result<PgStore, StartupError> {
+    let options = PgOptions {
+        pool_size: config.database_pool_size,
+        ..PgOptions::default()
+    };
+    let store = PgStore::new(url, &options);
+    wait_for("DATABASE_URL", "PostgreSQL", || store.ping()).await?;
+    let applied = adapters_postgres::run_migrations(url)
+        .await
+        .map_err(StartupError::Migrations)?;
+    if applied.is_empty() {
+        tracing::info!("database schema is up to date");
+    } else {
+        tracing::info!(migrations = ?applied, "applied database migrations");
+    }
+    Ok(store)
+}
+
+async fn connect_redis(url: &str, config: &Config) -> Result<RedisSessionStore, StartupError> {
+    let sessions = RedisSessionStore::connect(url, config.redis_key_prefix.clone(), 16)
+        .map_err(StartupError::Redis)?;
+    wait_for("REDIS_URL", "Redis", || sessions.ping()).await?;
+    Ok(sessions)
+}
+
+/// Pings until the store answers, a bounded number of times.
+async fn wait_for<F, Fut>(
+    var: &'static str,
+    what: &'static str,
+    ping: F,
+) -> Result<(), StartupError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), PortError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match ping().await {
+            Ok(()) => return Ok(()),
+            Err(source) if attempt >= STARTUP_ATTEMPTS => {
+                return Err(StartupError::Unreachable {
+                    var,
+                    what,
+                    attempts: attempt,
+                    source,
+                });
+            }
+            Err(e) => {
+                tracing::warn!(attempt, "{what} does not answer yet: {e}");
+                tokio::time::sleep(STARTUP_PAUSE).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
+    store: P::Store,
+    sessions: P::Sessions,
+    hasher: Argon2Hasher,
+    config: &Config,
+) -> Result<Application, StartupError> {
+    let tokens = JwtTokens::new(
+        config.jwt_secret.expose().as_bytes(),
+        TOKEN_ISSUER,
+        config.access_token_ttl,
+    );
+    let settings = Settings {
+        refresh_token_ttl: time::Duration::try_from(config.refresh_token_ttl)
+            .unwrap_or(time::Duration::days(30)),
+    };
+    let app = TaskFlow::<P>::new(store, sessions, hasher, tokens, SystemClock, settings);
     let addr = SocketAddr::new(config.bind_addr, config.port);
     let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
     let addr = listener

@@ -3,8 +3,18 @@ use std::process::ExitCode;
 use server::{Application, Config, telemetry};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+const USAGE: &str = "\
+usage: taskflow [serve]            run the API server (the default)
+       taskflow db migrate         apply pending migrations to DATABASE_URL
+       taskflow db reset           revert every migration and apply them again (not in production)
+       taskflow db seed            add demo users and tasks, print their credentials
+
+Configuration comes from the environment: see README.md.";
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -12,6 +22,21 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    match args.as_slice() {
+        [] | ["serve"] => serve(config).await,
+        ["db", command] => server::db::run(command, &config).await,
+        ["help" | "-h" | "--help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
     if let Err(e) = telemetry::init(&config.log_level, config.log_format, std::io::stdout) {
         eprintln!("taskflow: cannot set up logging: {e}");
         return ExitCode::FAILURE;
@@ -25,7 +50,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = match Application::build(&config) {
+    let app = match Application::build(&config).await {
         Ok(app) => app,
         Err(e) => {
             tracing::error!("{e}");

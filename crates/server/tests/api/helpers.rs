@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use adapters_auth::Argon2Hasher;
+use adapters_postgres::testing::TestDatabase;
 use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
@@ -44,6 +45,19 @@ pub struct TestApp {
     pub address: String,
     pub client: Client,
     handle: ServerHandle,
+    /// The server's own database, dropped with it (real backend only).
+    _database: Option<TestDatabase>,
+}
+
+/// Which adapters the API tests run on: PostgreSQL and Redis by default
+/// (`DATABASE_URL`, `REDIS_URL`), the in-memory ones with
+/// `TASKFLOW_API_BACKEND=memory`. `cargo xtask test` runs the suite on both.
+fn memory_backend() -> bool {
+    match std::env::var("TASKFLOW_API_BACKEND").as_deref() {
+        Ok("memory") => true,
+        Ok("services") | Err(_) => false,
+        Ok(other) => panic!("TASKFLOW_API_BACKEND={other:?}: expected memory or services"),
+    }
 }
 
 impl Drop for TestApp {
@@ -81,11 +95,28 @@ impl TestApp {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+        let database = if memory_backend() {
+            None
+        } else {
+            let database = TestDatabase::create().await;
+            env.insert("DATABASE_URL".into(), database.url.clone());
+            env.insert(
+                "REDIS_URL".into(),
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+            );
+            env.insert(
+                "REDIS_KEY_PREFIX".into(),
+                format!("taskflow-test:{}:", uuid::Uuid::now_v7().simple()),
+            );
+            Some(database)
+        };
         env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let config = Config::from_lookup(|name| env.get(name).cloned())
             .expect("the test configuration is valid");
         let hasher = Argon2Hasher::with_params(8, 1, 1).expect("cheap argon2 parameters are valid");
-        let app = Application::build_with_hasher(&config, hasher).expect("the server starts");
+        let app = Application::build_with_hasher(&config, hasher)
+            .await
+            .expect("the server starts");
         let port = app.port();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -99,6 +130,7 @@ impl TestApp {
             address: format!("http://127.0.0.1:{port}"),
             client,
             handle,
+            _database: database,
         }
     }
 

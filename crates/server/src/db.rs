@@ -1,0 +1,147 @@
+//! `taskflow db migrate | reset | seed`: database chores for operators and
+//! developers, run against `DATABASE_URL`.
+
+use std::process::ExitCode;
+
+use adapters_auth::{Argon2Hasher, JwtTokens};
+use adapters_memory::MemorySessionStore;
+use adapters_postgres::PgStore;
+use domain::{
+    NewTask, Priority, RegisterError, RegisterInput, Settings, Status, SystemClock, TaskFlow,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::{Adapters, Config, TOKEN_ISSUER, connect_database};
+
+/// The demo accounts `seed` creates: e-mail, password, name.
+pub const DEMO_USERS: [(&str, &str, &str); 2] = [
+    ("ada@example.com", "analytical-engine", "Ada Lovelace"),
+    ("grace@example.com", "compiler-pioneer", "Grace Hopper"),
+];
+
+pub async fn run(command: &str, config: &Config) -> ExitCode {
+    let Some(url) = config.database_url.as_ref() else {
+        eprintln!("taskflow db {command}: DATABASE_URL is not set");
+        return ExitCode::FAILURE;
+    };
+    let url = url.expose();
+    let outcome = match command {
+        "migrate" => adapters_postgres::run_migrations(url)
+            .await
+            .map(|applied| report("applied", &applied))
+            .map_err(|e| e.to_string()),
+        "reset" if config.app_env == crate::AppEnv::Production => {
+            Err("refusing to reset a database with APP_ENV=production".to_owned())
+        }
+        "reset" => adapters_postgres::reset(url)
+            .await
+            .map(|applied| report("reset; applied", &applied))
+            .map_err(|e| e.to_string()),
+        "seed" => seed(config).await,
+        other => Err(format!("unknown command {other:?}: migrate, reset or seed")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("taskflow db {command}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(what: &str, versions: &[String]) {
+    if versions.is_empty() {
+        println!("nothing to apply: the schema is up to date");
+    } else {
+        println!(
+            "{what} {} migration(s): {}",
+            versions.len(),
+            versions.join(", ")
+        );
+    }
+}
+
+/// Demo users with a few tasks each, through the real use cases.
+async fn seed(config: &Config) -> Result<(), String> {
+    let url = config
+        .database_url
+        .as_ref()
+        .map(|u| u.expose())
+        .unwrap_or_default();
+    let store: PgStore = connect_database(url, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let app = TaskFlow::<Adapters<PgStore, MemorySessionStore>>::new(
+        store,
+        MemorySessionStore::default(),
+        Argon2Hasher::new(),
+        JwtTokens::new(
+            config.jwt_secret.expose().as_bytes(),
+            TOKEN_ISSUER,
+            config.access_token_ttl,
+        ),
+        SystemClock,
+        Settings::default(),
+    );
+    let now = OffsetDateTime::now_utc();
+    for (email, password, name) in DEMO_USERS {
+        let registered = app
+            .register(RegisterInput {
+                email: email.to_owned(),
+                password: password.to_owned(),
+                name: name.to_owned(),
+            })
+            .await;
+        match registered {
+            Ok(_) => {}
+            Err(RegisterError::EmailTaken) => {
+                println!("{email} exists already; left as it is");
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        let login = app
+            .login(email, password.to_owned())
+            .await
+            .map_err(|e| e.to_string())?;
+        let principal = app
+            .authenticate(&login.access.token)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tasks = [
+            (
+                "Write the quarterly report",
+                Status::InProgress,
+                Priority::High,
+                Some(3),
+            ),
+            (
+                "Review pull requests",
+                Status::Todo,
+                Priority::Medium,
+                Some(1),
+            ),
+            ("Book the team offsite", Status::Todo, Priority::Low, None),
+            (
+                "Fix the login timeout bug",
+                Status::Done,
+                Priority::Urgent,
+                Some(-1),
+            ),
+        ];
+        for (title, status, priority, due_in_days) in tasks {
+            let task = NewTask {
+                title: title.to_owned(),
+                description: None,
+                status: Some(status),
+                priority: Some(priority),
+                due_date: due_in_days.map(|d| now + Duration::days(d)),
+            };
+            app.create_task(principal, task)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        println!("seeded {email} (password: {password}) with 4 tasks");
+    }
+    Ok(())
+}
