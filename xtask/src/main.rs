@@ -3,6 +3,8 @@
 //! Std-only on purpose: it has to build fast on a fresh CI machine, before
 //! anything else does.
 
+mod deny;
+mod services;
 mod tidy;
 
 use std::env;
@@ -11,6 +13,17 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use services::Services;
+
+/// The database `dev` and `db` use.
+const DEV_DATABASE: &str = "taskflow_dev";
+
+/// What `db` runs: `cargo run -p server -- db <SUBCOMMAND>`.
+const DB_SUBCOMMANDS: &[&str] = &["migrate", "reset", "seed"];
 
 const HELP: &str = "\
 cargo xtask: TaskFlow's project chores
@@ -21,18 +34,42 @@ USAGE:
 COMMANDS:
     test    The project's one test command, as CI runs it. Stops at the first
             failing step:
-              1. fmt      cargo fmt --all -- --check
-              2. clippy   cargo clippy --workspace --all-targets --locked -- -D warnings
-              3. tidy     the layering checks below
-              4. tests    cargo test --workspace --doc --locked, then
-                          cargo nextest run --workspace --locked --no-fail-fast
-                          (--profile ci when $CI is set);
-                          or cargo test --workspace --locked if cargo-nextest
-                          is not installed
+              1. fmt       cargo fmt --all -- --check
+              2. clippy    cargo clippy --workspace --all-targets --locked -- -D warnings
+              3. tidy      the layering checks below
+              4. services  PostgreSQL and Redis for the tests (see SERVICES)
+              5. tests     with DATABASE_URL and REDIS_URL from step 4:
+                           cargo test --workspace --doc --locked, then
+                           cargo nextest run --workspace --locked --no-fail-fast
+                           (--profile ci when $CI is set);
+                           or cargo test --workspace --locked if cargo-nextest
+                           is not installed
+    dev [ARGS...]
+            Run the server (cargo run -p server -- ARGS...) against PostgreSQL
+            (database `taskflow_dev`, created with psql when missing) and
+            Redis. Ctrl-C stops the server, then any throwaway servers.
+    db migrate|reset|seed
+            cargo run -p server -- db <migrate|reset|seed> against the
+            database `taskflow_dev` (created with psql when missing).
     tidy    Only the layering checks: `domain`'s normal dependency tree holds
             no web, database, runtime, serialization or crypto crate, and
             `api-http` depends on no adapter crate.
     help    Print this message.
+
+SERVICES:
+    Each of PostgreSQL and Redis comes from the first of:
+      1. DATABASE_URL / REDIS_URL, when set and their host:port answers;
+      2. postgres://postgres@127.0.0.1:5432/postgres (when it lets `postgres`
+         in without a password) / redis://127.0.0.1:6379 (when it answers);
+      3. a throwaway server from the system's binaries (initdb, pg_ctl and
+         postgres on $PATH or in /usr/lib/postgresql/*/bin, highest version;
+         redis-server) on a free port, its files in a fresh directory under
+         target/services/ (under /tmp for PostgreSQL when run as root, which
+         runs it as `nobody`), stopped and removed when xtask ends.
+    The commands get the chosen URLs as DATABASE_URL (a role that may CREATE
+    DATABASE, on the maintenance database) and REDIS_URL; `dev` and `db` get
+    DATABASE_URL pointing at `taskflow_dev` instead.
+    TASKFLOW_THROWAWAY_SERVICES=1 skips 1 and 2.
 ";
 
 fn main() -> ExitCode {
@@ -49,6 +86,23 @@ fn main() -> ExitCode {
         }
         ["test"] => Workspace::locate().and_then(|ws| ws.test()),
         ["tidy"] => Workspace::locate().and_then(|ws| ws.run_steps(&[Step::tidy()])),
+        ["dev", server_args @ ..] => Workspace::locate().and_then(|ws| ws.dev(server_args)),
+        ["db", subcommand] if DB_SUBCOMMANDS.contains(subcommand) => {
+            Workspace::locate().and_then(|ws| ws.db(subcommand))
+        }
+        ["db", ..] => {
+            eprintln!(
+                "xtask: usage: cargo xtask db <{}>",
+                DB_SUBCOMMANDS.join("|")
+            );
+            return ExitCode::from(2);
+        }
+        // Not in the help: starts the services, prints their URLs and waits
+        // for Enter (or SECONDS, 3600 by default), to look at them by hand.
+        ["services"] => hold_services(3600),
+        ["services", seconds] if seconds.parse::<u64>().is_ok() => {
+            hold_services(seconds.parse().unwrap_or(3600))
+        }
         _ => {
             eprintln!("xtask: unknown command `{}`\n", args.join(" "));
             eprint!("{HELP}");
@@ -68,7 +122,7 @@ fn main() -> ExitCode {
 /// Why a command stopped.
 #[derive(Debug)]
 enum Failure {
-    /// A step ran and failed.
+    /// A step (or command) ran and failed.
     Step { name: &'static str, detail: String },
     /// The xtask could not get going.
     Setup(String),
@@ -90,6 +144,8 @@ enum Action {
     Cargo(Vec<&'static str>),
     /// The layering checks.
     Tidy,
+    /// Find or start PostgreSQL and Redis; the later steps get their URLs.
+    Services,
 }
 
 #[derive(Debug)]
@@ -113,10 +169,18 @@ impl Step {
         }
     }
 
+    fn services() -> Step {
+        Step {
+            name: "services",
+            action: Action::Services,
+        }
+    }
+
     fn describe(&self) -> String {
         match &self.action {
             Action::Cargo(args) => format!("cargo {}", args.join(" ")),
             Action::Tidy => "layering checks on `cargo tree`".to_owned(),
+            Action::Services => "PostgreSQL and Redis for the tests".to_owned(),
         }
     }
 }
@@ -205,6 +269,9 @@ impl Workspace {
                 ],
             ),
             Step::tidy(),
+            deny::step(self)?,
+            // Only the tests need them: fmt, clippy and tidy don't wait.
+            Step::services(),
         ];
         if self.has_nextest() {
             let mut nextest = vec![
@@ -233,6 +300,9 @@ impl Workspace {
 
     fn run_steps(&self, steps: &[Step]) -> Result<(), Failure> {
         let total = steps.len();
+        // Started by a `services` step, used by the steps after it, stopped
+        // (throwaway servers) when this returns, failing or not.
+        let mut services = None;
         for (index, step) in steps.iter().enumerate() {
             eprintln!(
                 "\n==> [{}/{total}] {}: {}",
@@ -240,30 +310,29 @@ impl Workspace {
                 step.name,
                 step.describe()
             );
-            self.run_step(step)?;
+            self.run_step(step, &mut services)?;
         }
         let names: Vec<&str> = steps.iter().map(|step| step.name).collect();
         eprintln!("\nxtask: ok ({})", names.join(", "));
         Ok(())
     }
 
-    fn run_step(&self, step: &Step) -> Result<(), Failure> {
+    fn run_step(&self, step: &Step, services: &mut Option<Services>) -> Result<(), Failure> {
         let fail = |detail: String| Failure::Step {
             name: step.name,
             detail,
         };
         match &step.action {
             Action::Cargo(args) => {
-                let shown = step.describe();
-                let status = self
-                    .command(args)
-                    .status()
-                    .map_err(|error| fail(format!("could not run `{shown}`: {error}")))?;
-                if status.success() {
-                    Ok(())
-                } else {
-                    Err(fail(format!("`{shown}` exited with {status}")))
+                let mut command = self.command(args);
+                if let Some(services) = services {
+                    services.apply(&mut command);
                 }
+                run_child(step.name, &step.describe(), &mut command, services.as_mut())
+            }
+            Action::Services => {
+                *services = Some(services::ensure_services().map_err(fail)?);
+                Ok(())
             }
             Action::Tidy => {
                 let mut broken = Vec::new();
@@ -282,6 +351,33 @@ impl Workspace {
                 }
             }
         }
+    }
+
+    /// `cargo run -p server -- <server_args>` against the services, with
+    /// `DATABASE_URL` pointing at [`DEV_DATABASE`].
+    fn dev(&self, server_args: &[&str]) -> Result<(), Failure> {
+        let mut args = vec!["run", "-p", "server", "--"];
+        args.extend(server_args);
+        self.run_on_dev_database("dev", &args)
+    }
+
+    /// `cargo run -p server -- db <subcommand>` against [`DEV_DATABASE`].
+    fn db(&self, subcommand: &str) -> Result<(), Failure> {
+        self.run_on_dev_database("db", &["run", "-p", "server", "--", "db", subcommand])
+    }
+
+    fn run_on_dev_database(&self, name: &'static str, args: &[&str]) -> Result<(), Failure> {
+        let mut services = services::ensure_services().map_err(Failure::Setup)?;
+        let database_url = services
+            .ensure_database(DEV_DATABASE)
+            .map_err(Failure::Setup)?;
+        let mut command = self.command(args);
+        services.apply(&mut command);
+        command.env("DATABASE_URL", &database_url);
+        let shown = format!("cargo {}", args.join(" "));
+        eprintln!("\n==> {name}: {shown} (DATABASE_URL: database `{DEV_DATABASE}`)");
+        run_child(name, &shown, &mut command, Some(&mut services))
+        // `services` drops here: throwaway servers stop after the server.
     }
 
     /// Checks one rule, printing what broke it and how. `Ok(false)` when the
@@ -343,6 +439,55 @@ impl Workspace {
         }
         Ok(false)
     }
+}
+
+/// Runs `command` to its end. With throwaway `services`, they are told to
+/// let it finish should xtask be killed first: a Ctrl-C at the terminal
+/// reaches xtask and `command` alike.
+fn run_child(
+    name: &'static str,
+    shown: &str,
+    command: &mut Command,
+    services: Option<&mut Services>,
+) -> Result<(), Failure> {
+    let fail = |detail: String| Failure::Step { name, detail };
+    let mut child = command
+        .spawn()
+        .map_err(|error| fail(format!("could not run `{shown}`: {error}")))?;
+    if let Some(services) = services {
+        services.watch_child(child.id());
+    }
+    let status = child
+        .wait()
+        .map_err(|error| fail(format!("could not wait for `{shown}`: {error}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!("`{shown}` exited with {status}")))
+    }
+}
+
+/// `cargo xtask services [SECONDS]`: the services, their URLs on stdout as
+/// `NAME=value` lines, until Enter or `seconds` have passed.
+fn hold_services(seconds: u64) -> Result<(), Failure> {
+    let services = services::ensure_services().map_err(Failure::Setup)?;
+    println!("DATABASE_URL={}", services.database_url);
+    println!("REDIS_URL={}", services.redis_url);
+    eprintln!("xtask: press Enter to stop (or wait {seconds} s)");
+    let (entered, wait) = mpsc::channel();
+    // Kept, so that the wait does not end when the reader gives up.
+    let _keep = entered.clone();
+    thread::spawn(move || {
+        let mut line = String::new();
+        // At end-of-file (no terminal) only the timeout ends the wait.
+        if io::stdin().read_line(&mut line).is_ok_and(|read| read > 0) {
+            let _ = entered.send(());
+        }
+    });
+    let _ = wait.recv_timeout(Duration::from_secs(seconds));
+    eprintln!("xtask: stopping the services");
+    drop(services);
+    Ok(())
 }
 
 /// Is this a CI run? CI systems set `CI` (usually to `true`).

@@ -1,0 +1,456 @@
+//! TaskFlow as a service on PostgreSQL and Redis: several instances behave
+//! as one, a crash loses nothing acknowledged, and store outages give 503s
+//! that heal by themselves.
+//!
+//! Needs the services `cargo xtask test` provides (`DATABASE_URL`,
+//! `REDIS_URL`); fails naming them when they do not answer.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use adapters_auth::Argon2Hasher;
+use adapters_postgres::testing::TestDatabase;
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use server::{Application, Config};
+use tokio::io::copy_bidirectional;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+const JWT_SECRET: &str = "cluster-tests-jwt-secret-0123456789-abcdefghij";
+const PASSWORD: &str = "correct horse battery";
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn prefix() -> String {
+    format!("taskflow-test:{}:", uuid::Uuid::now_v7().simple())
+}
+
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// An in-process server on the given stores.
+async fn spawn(database_url: &str, redis_url: &str, redis_prefix: &str) -> String {
+    let vars = [
+        ("PORT", "0"),
+        ("JWT_SECRET", JWT_SECRET),
+        ("DATABASE_URL", database_url),
+        ("REDIS_URL", redis_url),
+        ("REDIS_KEY_PREFIX", redis_prefix),
+        ("SHUTDOWN_TIMEOUT", "1"),
+    ];
+    let config = Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("valid test configuration");
+    let hasher = Argon2Hasher::with_params(8, 1, 1).expect("cheap argon2");
+    let app = Application::build_with_hasher(&config, hasher)
+        .await
+        .expect("the server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json().await.expect("a JSON envelope");
+    (status, body)
+}
+
+/// Registers and logs in; returns the access token.
+async fn sign_up(client: &Client, base: &str, email: &str) -> String {
+    let (status, _) = json_of(
+        client
+            .post(format!("{base}/api/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD, "name": "Cluster"}))
+            .send()
+            .await
+            .expect("register"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = json_of(
+        client
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_tasks_and_sessions() {
+    let db = TestDatabase::create().await;
+    let prefix = prefix();
+    let a = spawn(&db.url, &redis_url(), &prefix).await;
+    let b = spawn(&db.url, &redis_url(), &prefix).await;
+    let client = client();
+
+    let token = sign_up(&client, &a, "two@example.com").await;
+    let (status, created) = json_of(
+        client
+            .post(format!("{a}/api/v1/tasks"))
+            .bearer_auth(&token)
+            .json(&json!({"title": "Made on A", "priority": "high"}))
+            .send()
+            .await
+            .expect("create"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["data"]["id"].as_str().expect("id");
+
+    let (status, read) = json_of(
+        client
+            .get(format!("{b}/api/v1/tasks/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("read on B"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "B reads what A wrote with A's token"
+    );
+    assert_eq!(read["data"], created["data"]);
+
+    let status = client
+        .post(format!("{b}/api/v1/auth/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("logout on B")
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = json_of(
+        client
+            .get(format!("{a}/api/v1/tasks/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("read on A"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "A refuses at once: {body}"
+    );
+    assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
+}
+
+/// The `taskflow` binary on the given stores; its port from its log.
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child moves into `Process`, whose Drop kills and waits for it"
+)]
+fn start_binary(database_url: &str, redis_prefix: &str) -> Process {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_taskflow"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .env("LOG_LEVEL", "info")
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("DATABASE_URL", database_url)
+        .env("REDIS_URL", redis_url())
+        .env("REDIS_KEY_PREFIX", redis_prefix)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start taskflow");
+    let stdout = child.stdout.take().expect("piped");
+    // Read the log on a thread of its own (draining it for the server's
+    // whole life, so it never blocks on a full pipe) until the address.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let json: Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(addr) = json["fields"]["addr"].as_str() {
+                let _ = tx.send(format!("http://{addr}"));
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the server logs its address within 60 s");
+    Process { child, base }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loses_no_acknowledged_task() {
+    let db = TestDatabase::create().await;
+    let prefix = prefix();
+    let first = start_binary(&db.url, &prefix);
+    let client = client();
+    let token = sign_up(&client, &first.base, "crash@example.com").await;
+
+    // Writers create tasks as fast as they can; the server is killed with
+    // SIGKILL while they are at it.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = JoinSet::new();
+    for writer in 0..4 {
+        let (client, token, base) = (client.clone(), token.clone(), first.base.clone());
+        let (acknowledged, stop) = (Arc::clone(&acknowledged), Arc::clone(&stop));
+        writers.spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 500 {
+                n += 1;
+                let priority = ["low", "medium", "high", "urgent"][n % 4];
+                let body = json!({
+                    "title": format!("Writer {writer} task {n}"),
+                    "description": "x".repeat(n % 50),
+                    "priority": priority,
+                    "dueDate": "2027-01-02T03:04:05.123456Z",
+                });
+                let sent = client
+                    .post(format!("{base}/api/v1/tasks"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
+                // Only a complete 201 with its body counts as acknowledged.
+                if let Ok(response) = sent {
+                    if response.status() == StatusCode::CREATED {
+                        if let Ok(envelope) = response.json::<Value>().await {
+                            acknowledged
+                                .lock()
+                                .expect("lock")
+                                .push(envelope["data"].clone());
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acknowledged.lock().expect("lock").len() < 40 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut first = first;
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reap");
+    stop.store(true, Ordering::Relaxed);
+    while writers.join_next().await.is_some() {}
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    assert!(
+        acknowledged.len() >= 40,
+        "the burst was under way when the server died"
+    );
+
+    let second = start_binary(&db.url, &prefix);
+    for task in &acknowledged {
+        let id = task["id"].as_str().expect("id");
+        let (status, read) = json_of(
+            client
+                .get(format!("{}/api/v1/tasks/{id}", second.base))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("read after restart"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "acknowledged task {id} survived");
+        assert_eq!(&read["data"], task, "with its fields intact");
+    }
+}
+
+/// A TCP proxy the test can cut and restore, standing in for a network
+/// between the server and a store.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    connections: Arc<tokio::sync::Mutex<JoinSet<()>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let connections = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        let (flag, set) = (Arc::clone(&up), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                set.lock().await.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            up,
+            connections,
+        }
+    }
+
+    /// Every connection through the proxy drops; new ones are refused.
+    async fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.connections.lock().await.abort_all();
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The parts of `scheme://[userinfo@]authority[/rest]`.
+fn split_url(url: &str) -> (&str, &str, &str, &str) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (userinfo, rest) = match rest.rsplit_once('@') {
+        Some((userinfo, rest)) => (userinfo, rest),
+        None => ("", rest),
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    (scheme, userinfo, &rest[..end], &rest[end..])
+}
+
+/// `host:port` of a URL such as `postgres://user@host:port/db`.
+fn host_port(url: &str, default_port: u16) -> String {
+    let (_, _, authority, _) = split_url(url);
+    if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:{default_port}")
+    }
+}
+
+/// `url` with its host and port replaced by the proxy's.
+fn through(url: &str, proxy: &Proxy) -> String {
+    let (scheme, userinfo, _, rest) = split_url(url);
+    let at = if userinfo.is_empty() { "" } else { "@" };
+    format!("{scheme}://{userinfo}{at}127.0.0.1:{}{rest}", proxy.port)
+}
+
+/// Retries `probe` until it returns true, for at most `within`.
+async fn eventually<F, Fut>(within: Duration, mut probe: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if probe().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_outages_are_503_and_heal_without_a_restart() {
+    let db = TestDatabase::create().await;
+    let pg_proxy = Proxy::start(host_port(&db.url, 5432)).await;
+    let redis_proxy = Proxy::start(host_port(&redis_url(), 6379)).await;
+    let base = spawn(
+        &through(&db.url, &pg_proxy),
+        &through(&redis_url(), &redis_proxy),
+        &prefix(),
+    )
+    .await;
+    let client = client();
+    let token = sign_up(&client, &base, "outage@example.com").await;
+    let list = || {
+        client
+            .get(format!("{base}/api/v1/tasks"))
+            .bearer_auth(&token)
+            .send()
+    };
+    let ready = || client.get(format!("{base}/ready")).send();
+    assert_eq!(list().await.expect("list").status(), StatusCode::OK);
+
+    for (proxy, dependency) in [(&pg_proxy, "database"), (&redis_proxy, "sessionStore")] {
+        proxy.cut().await;
+        let (status, body) = json_of(list().await.expect("list during the outage")).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{dependency}: {body}"
+        );
+        assert_eq!(body["error"]["code"], "SERVICE_UNAVAILABLE");
+        assert!(body["meta"]["requestId"].is_string());
+        let (status, body) = json_of(ready().await.expect("ready")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body["error"]["details"].get(dependency).is_some(),
+            "/ready names {dependency}: {body}"
+        );
+        assert_eq!(
+            client
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .expect("health")
+                .status(),
+            StatusCode::OK,
+            "liveness does not depend on the stores"
+        );
+
+        proxy.restore();
+        let healed = eventually(Duration::from_secs(20), || async {
+            list().await.is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await;
+        assert!(healed, "requests succeed again once {dependency} is back");
+        assert_eq!(ready().await.expect("ready").status(), StatusCode::OK);
+    }
+}
+
+#[test]
+fn host_port_reads_urls() {
+    assert_eq!(
+        host_port("postgres://postgres@127.0.0.1:5432/db", 5432),
+        "127.0.0.1:5432"
+    );
+    assert_eq!(
+        host_port("postgres://u:p@db/x?sslmode=disable", 5432),
+        "db:5432"
+    );
+    assert_eq!(host_port("redis://127.0.0.1:6379", 6379), "127.0.0.1:6379");
+    assert_eq!(host_port("redis://cache", 6379), "cache:6379");
+}
