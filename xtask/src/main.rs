@@ -34,16 +34,21 @@ USAGE:
 COMMANDS:
     test    The project's one test command, as CI runs it. Stops at the first
             failing step:
-              1. fmt       cargo fmt --all -- --check
-              2. clippy    cargo clippy --workspace --all-targets --locked -- -D warnings
-              3. tidy      the layering checks below
-              4. services  PostgreSQL and Redis for the tests (see SERVICES)
-              5. tests     with DATABASE_URL and REDIS_URL from step 4:
-                           cargo test --workspace --doc --locked, then
-                           cargo nextest run --workspace --locked --no-fail-fast
-                           (--profile ci when $CI is set);
-                           or cargo test --workspace --locked if cargo-nextest
-                           is not installed
+              1. fmt        cargo fmt --all -- --check
+              2. clippy     cargo clippy --workspace --all-targets --locked -- -D warnings
+              3. tidy       the layering checks below
+              4. deny       cargo deny --locked check bans licenses sources
+                            (needs cargo-deny: cargo install cargo-deny --locked)
+              5. services   PostgreSQL and Redis for the tests (see SERVICES)
+              6. doctests   cargo test --workspace --doc --locked
+              7. tests      cargo nextest run --workspace --locked --no-fail-fast
+                            (--profile ci when $CI is set), with DATABASE_URL
+                            and REDIS_URL from step 5: the API tests run on
+                            PostgreSQL and Redis
+              8. api-on-memory
+                            the API tests again on the in-memory adapters
+                            (TASKFLOW_API_BACKEND=memory)
+            Without cargo-nextest, 6 and 7 are one `cargo test --workspace`.
     dev [ARGS...]
             Run the server (cargo run -p server -- ARGS...) against PostgreSQL
             (database `taskflow_dev`, created with psql when missing) and
@@ -152,6 +157,8 @@ enum Action {
 struct Step {
     name: &'static str,
     action: Action,
+    /// Extra environment for a cargo step.
+    env: &'static [(&'static str, &'static str)],
 }
 
 impl Step {
@@ -159,13 +166,19 @@ impl Step {
         Step {
             name,
             action: Action::Cargo(args.to_vec()),
+            env: &[],
         }
+    }
+
+    fn with_env(self, env: &'static [(&'static str, &'static str)]) -> Step {
+        Step { env, ..self }
     }
 
     fn tidy() -> Step {
         Step {
             name: "tidy",
             action: Action::Tidy,
+            env: &[],
         }
     }
 
@@ -173,12 +186,16 @@ impl Step {
         Step {
             name: "services",
             action: Action::Services,
+            env: &[],
         }
     }
 
     fn describe(&self) -> String {
         match &self.action {
-            Action::Cargo(args) => format!("cargo {}", args.join(" ")),
+            Action::Cargo(args) => {
+                let env: String = self.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+                format!("{env}cargo {}", args.join(" "))
+            }
             Action::Tidy => "layering checks on `cargo tree`".to_owned(),
             Action::Services => "PostgreSQL and Redis for the tests".to_owned(),
         }
@@ -222,6 +239,9 @@ struct Workspace {
     cargo: OsString,
     root: PathBuf,
 }
+
+/// Selects the in-memory adapters for the API tests.
+const MEMORY_BACKEND: &[(&str, &str)] = &[("TASKFLOW_API_BACKEND", "memory")];
 
 impl Workspace {
     fn locate() -> Result<Workspace, Failure> {
@@ -291,9 +311,22 @@ impl Workspace {
                 &["test", "--workspace", "--doc", "--locked"],
             ));
             steps.push(Step::cargo("tests", &nextest));
+            // The API suite again, on the in-memory adapters: the zero-setup
+            // server must behave exactly as the real one.
+            let mut api = nextest.clone();
+            api.retain(|a| *a != "--workspace");
+            api.extend(["-p", "server", "--test", "api"]);
+            steps.push(Step::cargo("api-on-memory", &api).with_env(MEMORY_BACKEND));
         } else {
             eprintln!("xtask: cargo-nextest is not installed; running the tests with `cargo test`");
             steps.push(Step::cargo("tests", &["test", "--workspace", "--locked"]));
+            steps.push(
+                Step::cargo(
+                    "api-on-memory",
+                    &["test", "--locked", "-p", "server", "--test", "api"],
+                )
+                .with_env(MEMORY_BACKEND),
+            );
         }
         self.run_steps(&steps)
     }
@@ -328,6 +361,7 @@ impl Workspace {
                 if let Some(services) = services {
                     services.apply(&mut command);
                 }
+                command.envs(step.env.iter().copied());
                 run_child(step.name, &step.describe(), &mut command, services.as_mut())
             }
             Action::Services => {

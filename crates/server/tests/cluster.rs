@@ -173,10 +173,6 @@ impl Drop for Process {
     }
 }
 
-#[expect(
-    clippy::zombie_processes,
-    reason = "the child moves into `Process`, whose Drop kills and waits for it"
-)]
 fn start_binary(database_url: &str, redis_prefix: &str) -> Process {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_taskflow"))
@@ -246,15 +242,14 @@ async fn a_crash_loses_no_acknowledged_task() {
                     .send()
                     .await;
                 // Only a complete 201 with its body counts as acknowledged.
-                if let Ok(response) = sent {
-                    if response.status() == StatusCode::CREATED {
-                        if let Ok(envelope) = response.json::<Value>().await {
-                            acknowledged
-                                .lock()
-                                .expect("lock")
-                                .push(envelope["data"].clone());
-                        }
-                    }
+                if let Ok(response) = sent
+                    && response.status() == StatusCode::CREATED
+                    && let Ok(envelope) = response.json::<Value>().await
+                {
+                    acknowledged
+                        .lock()
+                        .expect("lock")
+                        .push(envelope["data"].clone());
                 }
             }
         });
