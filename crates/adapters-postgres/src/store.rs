@@ -260,40 +260,7 @@ impl Repository for PgHandle {
         owner: UserId,
         query: &TaskQuery,
     ) -> Result<Vec<Task>, PortError> {
-        let mut q = tasks::table
-            .filter(tasks::owner_id.eq(owner.0))
-            .select(TaskRow::as_select())
-            .into_boxed::<Pg>();
-        if let Some(status) = query.status {
-            q = q.filter(tasks::status.eq(status.as_str()));
-        }
-        if let Some(priority) = query.priority {
-            q = q.filter(tasks::priority.eq(priority.rank()));
-        }
-        if let Some(before) = query.due_before {
-            q = q.filter(tasks::due_date.lt(before));
-        }
-        if let Some(after) = query.due_after {
-            q = q.filter(tasks::due_date.gt(after));
-        }
-        if let Some(cursor) = &query.after {
-            q = q.filter(after_cursor(cursor));
-        }
-        let desc = query.sort.descending;
-        q = match query.sort.key {
-            SortKey::CreatedAt if desc => q.order((tasks::created_at.desc(), tasks::id.desc())),
-            SortKey::CreatedAt => q.order((tasks::created_at.asc(), tasks::id.asc())),
-            SortKey::UpdatedAt if desc => q.order((tasks::updated_at.desc(), tasks::id.desc())),
-            SortKey::UpdatedAt => q.order((tasks::updated_at.asc(), tasks::id.asc())),
-            SortKey::DueDate if desc => {
-                q.order((tasks::due_date.desc().nulls_first(), tasks::id.desc()))
-            }
-            SortKey::DueDate => q.order((tasks::due_date.asc().nulls_last(), tasks::id.asc())),
-            SortKey::Priority if desc => q.order((tasks::priority.desc(), tasks::id.desc())),
-            SortKey::Priority => q.order((tasks::priority.asc(), tasks::id.asc())),
-        };
-        let rows: Vec<TaskRow> = q
-            .limit(i64::from(query.limit) + 1)
+        let rows: Vec<TaskRow> = list_query(owner, query)
             .load(&mut *self.conn)
             .await
             .map_err(from_diesel)?;
@@ -301,6 +268,46 @@ impl Repository for PgHandle {
     }
 }
 
+type ListQuery =
+    tasks::BoxedQuery<'static, Pg, diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<TaskRow, Pg>>>;
+
+/// `limit + 1` tasks of `owner` matching `query`, in its order, after its
+/// cursor: one index range scan whatever the sort (see the migrations).
+fn list_query(owner: UserId, query: &TaskQuery) -> ListQuery {
+    let mut q = tasks::table
+        .filter(tasks::owner_id.eq(owner.0))
+        .select(TaskRow::as_select())
+        .into_boxed::<Pg>();
+    if let Some(status) = query.status {
+        q = q.filter(tasks::status.eq(status.as_str()));
+    }
+    if let Some(priority) = query.priority {
+        q = q.filter(tasks::priority.eq(priority.rank()));
+    }
+    if let Some(before) = query.due_before {
+        q = q.filter(tasks::due_date.lt(before));
+    }
+    if let Some(after) = query.due_after {
+        q = q.filter(tasks::due_date.gt(after));
+    }
+    if let Some(cursor) = &query.after {
+        q = q.filter(after_cursor(cursor));
+    }
+    let desc = query.sort.descending;
+    q = match query.sort.key {
+        SortKey::CreatedAt if desc => q.order((tasks::created_at.desc(), tasks::id.desc())),
+        SortKey::CreatedAt => q.order((tasks::created_at.asc(), tasks::id.asc())),
+        SortKey::UpdatedAt if desc => q.order((tasks::updated_at.desc(), tasks::id.desc())),
+        SortKey::UpdatedAt => q.order((tasks::updated_at.asc(), tasks::id.asc())),
+        SortKey::DueDate if desc => {
+            q.order((tasks::due_date.desc().nulls_first(), tasks::id.desc()))
+        }
+        SortKey::DueDate => q.order((tasks::due_date.asc().nulls_last(), tasks::id.asc())),
+        SortKey::Priority if desc => q.order((tasks::priority.desc(), tasks::id.desc())),
+        SortKey::Priority => q.order((tasks::priority.asc(), tasks::id.asc())),
+    };
+    q.limit(i64::from(query.limit) + 1)
+}
 /// Rows after `cursor` in its sort order, as row-value comparisons an index
 /// range scan can serve. Missing due dates sort last ascending, first
 /// descending.
@@ -359,4 +366,146 @@ fn after_cursor(cursor: &Cursor) -> Box<dyn BoxableExpression<tasks::table, Pg, 
         ),
     };
     predicate
+}
+
+#[cfg(test)]
+mod tests {
+    //! The query plans of every list shape on a table too large for a
+    //! sequential scan to be cheap, and the per-connection settings.
+
+    use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+    use diesel::sql_types::Text;
+    use domain::{Priority, Status, TaskSort};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    /// `EXPLAIN <query>`, with the query's own binds.
+    struct Explain<Q>(Q);
+
+    impl<Q> QueryId for Explain<Q> {
+        type QueryId = ();
+        const HAS_STATIC_QUERY_ID: bool = false;
+    }
+
+    impl<Q> Query for Explain<Q> {
+        type SqlType = Text;
+    }
+
+    impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explain<Q> {
+        fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+            out.push_sql("EXPLAIN ");
+            self.0.walk_ast(out.reborrow())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_list_query_is_an_index_scan_on_a_large_table() {
+        let db = TestDatabase::create().await;
+        let mut conn = AsyncPgConnection::establish(&db.url)
+            .await
+            .expect("connect");
+        // 200 users with 100 tasks each, varied in every sort key.
+        conn.batch_execute(
+            "INSERT INTO users (id, email, name, role, password_hash, created_at)
+               SELECT ('00000000-0000-7000-8000-' || lpad(u::text, 12, '0'))::uuid,
+                      'user' || u || '@example.com', 'User', 'user', 'x', now()
+               FROM generate_series(1, 200) u;
+             INSERT INTO tasks (id, owner_id, title, status, priority, due_date,
+                                created_at, updated_at, completed_at, version)
+               SELECT gen_random_uuid(),
+                      ('00000000-0000-7000-8000-' || lpad((1 + t % 200)::text, 12, '0'))::uuid,
+                      'Task ' || t, 'todo', t % 4,
+                      CASE WHEN t % 5 = 0 THEN NULL ELSE now() + (t % 97) * interval '1 hour' END,
+                      now() - t * interval '1 minute', now() - (t % 13) * interval '1 minute',
+                      NULL, 1
+               FROM generate_series(1, 20000) t;
+             ANALYZE tasks;",
+        )
+        .await
+        .expect("seed");
+        let owner =
+            UserId(uuid::Uuid::parse_str("00000000-0000-7000-8000-000000000007").expect("uuid"));
+        let now = OffsetDateTime::now_utc();
+        let mut shapes = Vec::new();
+        for key in SortKey::ALL {
+            for descending in [false, true] {
+                let sort = TaskSort { key, descending };
+                let base = TaskQuery {
+                    sort,
+                    ..TaskQuery::default()
+                };
+                let cursor = |key| Cursor {
+                    sort,
+                    key,
+                    id: TaskId::generate(),
+                };
+                let keys = match key {
+                    SortKey::CreatedAt | SortKey::UpdatedAt => vec![CursorKey::Time(now)],
+                    SortKey::DueDate => vec![
+                        CursorKey::OptionalTime(Some(now)),
+                        CursorKey::OptionalTime(None),
+                    ],
+                    SortKey::Priority => vec![CursorKey::Priority(Priority::High)],
+                };
+                shapes.push(base.clone());
+                shapes.push(TaskQuery {
+                    status: Some(Status::Todo),
+                    priority: Some(Priority::Low),
+                    due_before: Some(now),
+                    due_after: Some(now - time::Duration::days(1)),
+                    ..base.clone()
+                });
+                for k in keys {
+                    shapes.push(TaskQuery {
+                        after: Some(cursor(k)),
+                        ..base.clone()
+                    });
+                }
+            }
+        }
+        for shape in shapes {
+            let plan: Vec<String> = Explain(list_query(owner, &shape))
+                .load(&mut conn)
+                .await
+                .expect("explain");
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan"), "{:?}:\n{plan}", shape.sort);
+            assert!(plan.contains("Index"), "{:?}:\n{plan}", shape.sort);
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_carry_their_settings() {
+        let db = TestDatabase::create().await;
+        let options = PgOptions {
+            statement_timeout: std::time::Duration::from_millis(1500),
+            application_name: "taskflow-settings-test".into(),
+            ..PgOptions::default()
+        };
+        let store = PgStore::new(&db.url, &options);
+        let mut handle = store.connection().await.expect("connection");
+        #[derive(diesel::QueryableByName)]
+        struct Setting {
+            #[diesel(sql_type = Text)]
+            value: String,
+        }
+        let show = |name: &str| format!("SELECT current_setting('{name}') AS value");
+        let timeout: Setting = diesel::sql_query(show("statement_timeout"))
+            .get_result(&mut *handle.conn)
+            .await
+            .expect("statement_timeout");
+        assert_eq!(timeout.value, "1500ms");
+        let name: Setting = diesel::sql_query(show("application_name"))
+            .get_result(&mut *handle.conn)
+            .await
+            .expect("application_name");
+        assert_eq!(name.value, "taskflow-settings-test");
+        let slow = diesel::sql_query("SELECT pg_sleep(3)")
+            .execute(&mut *handle.conn)
+            .await;
+        let error = from_diesel(slow.expect_err("the statement timeout cancels it"));
+        assert!(matches!(error, PortError::Unavailable { .. }), "{error:?}");
+    }
 }
