@@ -110,7 +110,7 @@ impl Store for PgStore {
 
     async fn connection(&self) -> Result<PgHandle, PortError> {
         Ok(PgHandle {
-            conn: self.checkout().await?,
+            conn: Some(self.checkout().await?),
             in_transaction: false,
         })
     }
@@ -121,7 +121,7 @@ impl Store for PgStore {
             .await
             .map_err(from_diesel)?;
         Ok(PgHandle {
-            conn,
+            conn: Some(conn),
             in_transaction: true,
         })
     }
@@ -138,12 +138,39 @@ impl Store for PgStore {
 
 /// A pooled connection, in a transaction or not.
 ///
-/// A transaction still open when its handle is dropped is rolled back: the
-/// pool discards a connection with an open transaction, and PostgreSQL
-/// rolls back when the connection closes.
+/// A transaction still open when its handle is dropped is rolled back, and
+/// the connection goes back to the pool. (Should the rollback fail, the pool
+/// discards the connection, and PostgreSQL rolls back when it closes.)
 pub struct PgHandle {
-    conn: Pooled,
+    /// Always `Some` until the handle is dropped.
+    conn: Option<Pooled>,
     in_transaction: bool,
+}
+
+impl PgHandle {
+    fn conn(&mut self) -> &mut AsyncPgConnection {
+        self.conn
+            .as_deref_mut()
+            .expect("a live handle holds its connection")
+    }
+}
+
+impl Drop for PgHandle {
+    fn drop(&mut self) {
+        if !self.in_transaction {
+            return;
+        }
+        let (Some(mut conn), Ok(runtime)) =
+            (self.conn.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        runtime.spawn(async move {
+            if let Err(e) = AnsiTransactionManager::rollback_transaction(&mut *conn).await {
+                tracing::warn!("rolling back an abandoned transaction failed: {e}");
+            }
+        });
+    }
 }
 
 impl std::fmt::Debug for PgHandle {
@@ -157,7 +184,7 @@ impl std::fmt::Debug for PgHandle {
 impl Transaction for PgHandle {
     async fn commit(mut self) -> Result<(), PortError> {
         if self.in_transaction {
-            AnsiTransactionManager::commit_transaction(&mut *self.conn)
+            AnsiTransactionManager::commit_transaction(self.conn())
                 .await
                 .map_err(from_diesel)?;
             self.in_transaction = false;
@@ -170,7 +197,7 @@ impl Repository for PgHandle {
     async fn insert_user(&mut self, user: &User) -> Result<(), InsertUserError> {
         diesel::insert_into(users::table)
             .values(UserRow::from(user))
-            .execute(&mut *self.conn)
+            .execute(self.conn())
             .await
             .map(drop)
             .map_err(|e| {
@@ -187,7 +214,7 @@ impl Repository for PgHandle {
             // The unique index is on lower(email): look up through it.
             .filter(lower(users::email).eq(email.as_str()))
             .select(UserRow::as_select())
-            .first(&mut *self.conn)
+            .first(self.conn())
             .await
             .optional()
             .map_err(from_diesel)?
@@ -199,7 +226,7 @@ impl Repository for PgHandle {
         users::table
             .find(id.0)
             .select(UserRow::as_select())
-            .first(&mut *self.conn)
+            .first(self.conn())
             .await
             .optional()
             .map_err(from_diesel)?
@@ -210,7 +237,7 @@ impl Repository for PgHandle {
     async fn insert_task(&mut self, task: &Task) -> Result<(), PortError> {
         diesel::insert_into(tasks::table)
             .values(TaskRow::from(task))
-            .execute(&mut *self.conn)
+            .execute(self.conn())
             .await
             .map(drop)
             .map_err(from_diesel)
@@ -224,9 +251,9 @@ impl Repository for PgHandle {
         let row = if self.in_transaction {
             // Locked until the transaction ends: concurrent read-modify-write
             // cycles queue instead of losing updates.
-            query.for_update().first(&mut *self.conn).await
+            query.for_update().first(self.conn()).await
         } else {
-            query.first(&mut *self.conn).await
+            query.first(self.conn()).await
         };
         row.optional()
             .map_err(from_diesel)?
@@ -239,7 +266,7 @@ impl Repository for PgHandle {
             .filter(tasks::id.eq(task.id.0))
             .filter(tasks::owner_id.eq(task.owner_id.0))
             .set(TaskRow::from(task))
-            .execute(&mut *self.conn)
+            .execute(self.conn())
             .await
             .map_err(from_diesel)?;
         Ok(updated > 0)
@@ -249,7 +276,7 @@ impl Repository for PgHandle {
         let deleted = diesel::delete(tasks::table)
             .filter(tasks::id.eq(id.0))
             .filter(tasks::owner_id.eq(owner.0))
-            .execute(&mut *self.conn)
+            .execute(self.conn())
             .await
             .map_err(from_diesel)?;
         Ok(deleted > 0)
@@ -261,7 +288,7 @@ impl Repository for PgHandle {
         query: &TaskQuery,
     ) -> Result<Vec<Task>, PortError> {
         let rows: Vec<TaskRow> = list_query(owner, query)
-            .load(&mut *self.conn)
+            .load(self.conn())
             .await
             .map_err(from_diesel)?;
         rows.into_iter().map(Task::try_from).collect()
@@ -477,6 +504,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn abandoned_transactions_give_their_connection_back_rolled_back() {
+        let db = TestDatabase::create().await;
+        let options = PgOptions {
+            pool_size: 1,
+            ..PgOptions::default()
+        };
+        let store = PgStore::new(&db.url, &options);
+        async fn backend_pid(handle: &mut PgHandle) -> QueryResult<i32> {
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                "pg_backend_pid()",
+            ))
+            .get_result::<i32>(handle.conn())
+            .await
+        }
+        let mut first = store.begin().await.expect("begin");
+        let pid = backend_pid(&mut first).await.expect("pid");
+        drop(first);
+        for _ in 0..5 {
+            let mut tx = store.begin().await.expect("the one connection comes back");
+            assert_eq!(
+                backend_pid(&mut tx).await.expect("pid"),
+                pid,
+                "reused, not reopened"
+            );
+            let in_tx: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "now() = statement_timestamp()",
+            ))
+            .get_result(tx.conn())
+            .await
+            .expect("query");
+            assert!(!in_tx, "a fresh transaction, not the abandoned one");
+        }
+    }
+
+    #[tokio::test]
     async fn connections_carry_their_settings() {
         let db = TestDatabase::create().await;
         let options = PgOptions {
@@ -493,17 +555,17 @@ mod tests {
         }
         let show = |name: &str| format!("SELECT current_setting('{name}') AS value");
         let timeout: Setting = diesel::sql_query(show("statement_timeout"))
-            .get_result(&mut *handle.conn)
+            .get_result(handle.conn())
             .await
             .expect("statement_timeout");
         assert_eq!(timeout.value, "1500ms");
         let name: Setting = diesel::sql_query(show("application_name"))
-            .get_result(&mut *handle.conn)
+            .get_result(handle.conn())
             .await
             .expect("application_name");
         assert_eq!(name.value, "taskflow-settings-test");
         let slow = diesel::sql_query("SELECT pg_sleep(3)")
-            .execute(&mut *handle.conn)
+            .execute(handle.conn())
             .await;
         let error = from_diesel(slow.expect_err("the statement timeout cancels it"));
         assert!(matches!(error, PortError::Unavailable { .. }), "{error:?}");

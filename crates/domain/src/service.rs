@@ -344,12 +344,12 @@ impl<P: Ports> TaskFlow<P> {
         let changed = task
             .apply(patch, self.clock.now())
             .map_err(UpdateTaskError::Invalid)?;
-        if changed {
-            if !tx.update_task(&task).await? {
-                return Err(UpdateTaskError::NotFound);
-            }
-            tx.commit().await?;
+        if changed && !tx.update_task(&task).await? {
+            return Err(UpdateTaskError::NotFound);
         }
+        // Also when nothing changed: ends the transaction (and its row lock)
+        // now rather than by rollback.
+        tx.commit().await?;
         Ok(task)
     }
 
