@@ -35,11 +35,16 @@ fn is_unavailable(error: &Error) -> bool {
     }
 }
 
-pub(crate) fn from_pool(error: bb8::RunError<PoolError>) -> PortError {
+/// `cause`: why connecting last failed, when it did.
+pub(crate) fn from_pool(error: bb8::RunError<PoolError>, cause: Option<String>) -> PortError {
     match error {
-        bb8::RunError::TimedOut => {
-            PortError::unavailable(WHAT, "timed out waiting for a connection")
-        }
+        bb8::RunError::TimedOut => PortError::unavailable(
+            WHAT,
+            match cause {
+                Some(cause) => format!("no connection: {cause}"),
+                None => "timed out waiting for a free connection".to_owned(),
+            },
+        ),
         bb8::RunError::User(PoolError::ConnectionError(e)) => PortError::unavailable(WHAT, e),
         bb8::RunError::User(PoolError::QueryError(e)) => from_diesel(e),
     }

@@ -25,9 +25,30 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, PortError> {
         .map_err(|e| PortError::unexpected(WHAT, e))?
 }
 
+/// `url` with a connect timeout unless it names one: start-up must not hang
+/// on a host that drops packets.
+fn bounded(url: &str) -> String {
+    if url.contains("connect_timeout") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&connect_timeout=10")
+    } else {
+        format!("{url}?connect_timeout=10")
+    }
+}
+
+fn connect(url: &str) -> Result<AsyncConnectionWrapper<AsyncPgConnection>, PortError> {
+    AsyncConnectionWrapper::<AsyncPgConnection>::establish(&bounded(url))
+        .map_err(|e| PortError::unavailable(WHAT, e))
+}
+
 fn migrate_blocking(url: &str) -> Result<Vec<String>, PortError> {
-    let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(url)
-        .map_err(|e| PortError::unavailable(WHAT, e))?;
+    let mut conn = connect(url)?;
+    // Another instance migrating holds the lock; waiting for it is bounded
+    // (lock_timeout covers advisory locks and the migrations' own locks).
+    diesel::sql_query("SET lock_timeout = '60s'")
+        .execute(&mut conn)
+        .map_err(from_diesel)?;
     diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
         .execute(&mut conn)
         .map_err(from_diesel)?;
@@ -49,8 +70,7 @@ fn migrate_blocking(url: &str) -> Result<Vec<String>, PortError> {
 pub async fn reset(url: &str) -> Result<Vec<String>, PortError> {
     let owned = url.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&owned)
-            .map_err(|e| PortError::unavailable(WHAT, e))?;
+        let mut conn = connect(&owned)?;
         conn.revert_all_migrations(MIGRATIONS)
             .map_err(|e| PortError::unexpected(WHAT, e))?;
         Ok::<_, PortError>(())

@@ -12,7 +12,8 @@ use uuid::Uuid;
 
 use crate::schema::{tasks, users};
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+/// No `Debug`: it holds the password hash.
+#[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct UserRow {
     pub id: Uuid,

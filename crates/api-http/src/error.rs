@@ -128,20 +128,14 @@ impl ApiError {
     /// A failed dependency: logged here with its cause chain, reported to
     /// the client without internals.
     pub fn port(error: &PortError) -> Self {
-        let mut chain = String::new();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            chain.push_str(": ");
-            chain.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let line = domain::error::describe(error);
         match error {
             PortError::Unavailable { what, .. } => {
-                tracing::warn!(dependency = what, "{error}{chain}");
+                tracing::warn!(dependency = what, "{line}");
                 Self::code(ErrorCode::ServiceUnavailable)
             }
             PortError::Unexpected { what, .. } => {
-                tracing::error!(dependency = what, "{error}{chain}");
+                tracing::error!(dependency = what, "{line}");
                 Self::code(ErrorCode::Internal)
             }
         }

@@ -49,6 +49,18 @@ impl PortError {
     }
 }
 
+/// `error` and every cause under it, as one line: `a: b: c`.
+pub fn describe(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// Field-level validation failures: each field maps to its messages.
 ///
 /// Field names are the ones clients use (camelCase), so the HTTP layer can

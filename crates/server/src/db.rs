@@ -29,7 +29,7 @@ pub async fn run(command: &str, config: &Config) -> ExitCode {
         "migrate" => adapters_postgres::run_migrations(url)
             .await
             .map(|applied| report("applied", &applied))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| domain::error::describe(&e)),
         "reset" if config.app_env == crate::AppEnv::Production => {
             Err("refusing to reset a database with APP_ENV=production".to_owned())
         }
@@ -37,6 +37,9 @@ pub async fn run(command: &str, config: &Config) -> ExitCode {
             .await
             .map(|applied| report("reset; applied", &applied))
             .map_err(|e| e.to_string()),
+        "seed" if config.app_env == crate::AppEnv::Production => {
+            Err("refusing to add demo accounts with APP_ENV=production".to_owned())
+        }
         "seed" => seed(config).await,
         other => Err(format!("unknown command {other:?}: migrate, reset or seed")),
     };

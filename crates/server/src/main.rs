@@ -53,8 +53,9 @@ async fn serve(config: Config) -> ExitCode {
     let app = match Application::build(&config).await {
         Ok(app) => app,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("taskflow: {e}");
+            let line = domain::error::describe(&e);
+            tracing::error!("{line}");
+            eprintln!("taskflow: {line}");
             return ExitCode::FAILURE;
         }
     };

@@ -411,9 +411,11 @@ async fn store_outages_are_503_and_heal_without_a_restart() {
         assert!(body["meta"]["requestId"].is_string());
         let (status, body) = json_of(ready().await.expect("ready")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            body["error"]["details"].get(dependency).is_some(),
-            "/ready names {dependency}: {body}"
+        let details = body["error"]["details"].as_object().expect("details");
+        assert_eq!(
+            details.keys().collect::<Vec<_>>(),
+            [dependency],
+            "/ready names {dependency}, and only it: {body}"
         );
         assert_eq!(
             client
