@@ -52,7 +52,7 @@ pub enum StartupError {
         #[source]
         source: io::Error,
     },
-    #[error("{var}: {what} did not answer after {attempts} attempts: {source}")]
+    #[error("{var}: {what} did not answer after {attempts} attempts")]
     Unreachable {
         var: &'static str,
         what: &'static str,
@@ -60,9 +60,9 @@ pub enum StartupError {
         #[source]
         source: PortError,
     },
-    #[error("DATABASE_URL: migrations failed: {0}")]
+    #[error("DATABASE_URL: migrations failed")]
     Migrations(#[source] PortError),
-    #[error("REDIS_URL: {0}")]
+    #[error("REDIS_URL: cannot set up the session store")]
     Redis(#[source] PortError),
     #[error("cannot set up the password hasher: {0}")]
     Hasher(String),

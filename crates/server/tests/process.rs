@@ -45,6 +45,48 @@ fn production_refuses_a_short_jwt_secret() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET"));
 }
 
+#[test]
+fn production_needs_both_stores_and_says_which_is_missing() {
+    let secret = "p".repeat(32);
+    let out = taskflow(&[("APP_ENV", "production"), ("JWT_SECRET", &secret)])
+        .output()
+        .expect("run taskflow");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_database_fails_start_up_after_a_bounded_wait() {
+    let secret = "p".repeat(32);
+    let started = Instant::now();
+    let out = taskflow(&[
+        ("APP_ENV", "production"),
+        ("LOG_LEVEL", "off"),
+        ("JWT_SECRET", &secret),
+        // Nothing listens on port 1.
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:1/taskflow"),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+    ])
+    .output()
+    .expect("run taskflow");
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains("DATABASE_URL"), "{stderr}");
+    assert!(
+        lines[0].contains("did not answer") && lines[0].contains("error connecting"),
+        "with its cause: {stderr}"
+    );
+}
+
 /// A running server and the lines it has logged so far.
 struct Running {
     child: Child,
