@@ -254,28 +254,22 @@ impl Repository for PgHandle {
     }
 
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, PortError> {
-        users::table
+        let row = users::table
             // The unique index is on lower(email): look up through it.
             .filter(lower(users::email).eq(email.as_str()))
             .select(UserRow::as_select())
             .first(self.conn())
-            .await
-            .optional()
-            .map_err(from_diesel)?
-            .map(User::try_from)
-            .transpose()
+            .await;
+        decode(row)
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>, PortError> {
-        users::table
+        let row = users::table
             .find(id.0)
             .select(UserRow::as_select())
             .first(self.conn())
-            .await
-            .optional()
-            .map_err(from_diesel)?
-            .map(User::try_from)
-            .transpose()
+            .await;
+        decode(row)
     }
 
     async fn insert_task(&mut self, task: &Task) -> Result<(), PortError> {
@@ -299,10 +293,7 @@ impl Repository for PgHandle {
         } else {
             query.first(self.conn()).await
         };
-        row.optional()
-            .map_err(from_diesel)?
-            .map(Task::try_from)
-            .transpose()
+        decode(row)
     }
 
     async fn update_task(&mut self, task: &Task) -> Result<bool, PortError> {
@@ -377,6 +368,16 @@ fn list_query(owner: UserId, query: &TaskQuery) -> ListQuery {
     };
     q.limit(i64::from(query.limit) + 1)
 }
+/// One row, if there is one, as a domain value.
+fn decode<R, T: TryFrom<R, Error = PortError>>(
+    row: QueryResult<R>,
+) -> Result<Option<T>, PortError> {
+    row.optional()
+        .map_err(from_diesel)?
+        .map(T::try_from)
+        .transpose()
+}
+
 /// The due-date sort key: tasks without a due date sort after every date,
 /// as one totally ordered value (indexed by `tasks_owner_due_date`).
 const DUE_KEY: &str = "COALESCE(due_date, 'infinity'::timestamptz)";
