@@ -3,15 +3,12 @@
 
 use std::process::ExitCode;
 
-use adapters_auth::{Argon2Hasher, JwtTokens};
 use adapters_memory::MemorySessionStore;
 use adapters_postgres::PgStore;
-use domain::{
-    NewTask, Priority, RegisterError, RegisterInput, Settings, Status, SystemClock, TaskFlow,
-};
+use domain::{NewTask, Priority, RegisterError, RegisterInput, Status};
 use time::{Duration, OffsetDateTime};
 
-use crate::{Adapters, Config, TOKEN_ISSUER, connect_database};
+use crate::{Adapters, Config, connect_database, production_hasher, taskflow};
 
 /// The demo accounts `seed` creates: e-mail, password, name.
 pub const DEMO_USERS: [(&str, &str, &str); 2] = [
@@ -74,17 +71,12 @@ async fn seed(config: &Config) -> Result<(), String> {
     let store: PgStore = connect_database(url, config)
         .await
         .map_err(|e| e.to_string())?;
-    let app = TaskFlow::<Adapters<PgStore, MemorySessionStore>>::new(
+    let hasher = production_hasher().await.map_err(|e| e.to_string())?;
+    let app = taskflow::<Adapters<PgStore, MemorySessionStore>>(
         store,
         MemorySessionStore::default(),
-        Argon2Hasher::new(),
-        JwtTokens::new(
-            config.jwt_secret.expose().as_bytes(),
-            TOKEN_ISSUER,
-            config.access_token_ttl,
-        ),
-        SystemClock,
-        Settings::default(),
+        hasher,
+        config,
     );
     let now = OffsetDateTime::now_utc();
     for (email, password, name) in DEMO_USERS {

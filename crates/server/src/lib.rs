@@ -91,10 +91,7 @@ impl Application {
     /// for each), applies pending migrations, binds the listener (port 0
     /// picks a free one) and builds the server.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        let hasher = tokio::task::spawn_blocking(Argon2Hasher::new)
-            .await
-            .map_err(|e| StartupError::Hasher(e.to_string()))?;
-        Self::build_with_hasher(config, hasher).await
+        Self::build_with_hasher(config, production_hasher().await?).await
     }
 
     /// As [`Application::build`], with another password hasher (tests use
@@ -221,12 +218,22 @@ where
     }
 }
 
-fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
+/// The OWASP-parameter hasher; building it hashes once (its dummy hash), so
+/// it is built off the async threads.
+pub async fn production_hasher() -> Result<Argon2Hasher, StartupError> {
+    tokio::task::spawn_blocking(Argon2Hasher::new)
+        .await
+        .map_err(|e| StartupError::Hasher(e.to_string()))
+}
+
+/// The use cases on the given stores, with the configuration's tokens and
+/// session lifetime.
+pub fn taskflow<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
     store: P::Store,
     sessions: P::Sessions,
     hasher: Argon2Hasher,
     config: &Config,
-) -> Result<Application, StartupError> {
+) -> TaskFlow<P> {
     let tokens = JwtTokens::new(
         config.jwt_secret.expose().as_bytes(),
         TOKEN_ISSUER,
@@ -236,7 +243,16 @@ fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock
         refresh_token_ttl: time::Duration::try_from(config.refresh_token_ttl)
             .unwrap_or(time::Duration::days(30)),
     };
-    let app = TaskFlow::<P>::new(store, sessions, hasher, tokens, SystemClock, settings);
+    TaskFlow::new(store, sessions, hasher, tokens, SystemClock, settings)
+}
+
+fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
+    store: P::Store,
+    sessions: P::Sessions,
+    hasher: Argon2Hasher,
+    config: &Config,
+) -> Result<Application, StartupError> {
+    let app = taskflow::<P>(store, sessions, hasher, config);
     let addr = SocketAddr::new(config.bind_addr, config.port);
     let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
     let addr = listener

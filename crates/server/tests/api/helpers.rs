@@ -329,19 +329,24 @@ impl Reply {
         );
     }
 
-    /// Asserts the error envelope with `status` and `code`.
+    /// The status, a JSON body, and exactly the envelope's four keys.
     #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) {
+    fn assert_envelope(&self, status: u16) {
         assert_eq!(self.status.as_u16(), status, "unexpected status: {self:?}");
         self.assert_json_content_type();
-        let keys = object_keys(&self.body);
         assert_eq!(
-            keys,
+            object_keys(&self.body),
             ["data", "error", "meta", "success"]
                 .map(str::to_owned)
                 .into(),
             "envelope keys: {self:?}"
         );
+    }
+
+    /// Asserts the error envelope with `status` and `code`.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        self.assert_envelope(status);
         assert_eq!(self.body["success"], json!(false), "{self:?}");
         assert_eq!(self.body["data"], Value::Null, "{self:?}");
         assert_eq!(
@@ -364,16 +369,7 @@ impl Reply {
     /// Asserts the success envelope with `status`.
     #[track_caller]
     pub fn assert_ok(&self, status: u16) {
-        assert_eq!(self.status.as_u16(), status, "unexpected status: {self:?}");
-        self.assert_json_content_type();
-        let keys = object_keys(&self.body);
-        assert_eq!(
-            keys,
-            ["data", "error", "meta", "success"]
-                .map(str::to_owned)
-                .into(),
-            "envelope keys: {self:?}"
-        );
+        self.assert_envelope(status);
         assert_eq!(self.body["success"], json!(true), "{self:?}");
         assert_eq!(self.body["error"], Value::Null, "{self:?}");
         self.assert_request_id_matches();
