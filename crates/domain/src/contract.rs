@@ -18,8 +18,8 @@ use time::{Duration, OffsetDateTime};
 use crate::auth::{Session, SessionId, TokenHash};
 use crate::ports::{InsertUserError, Repository, SessionStore, Store, Transaction};
 use crate::task::{
-    Cursor, NewTask, Priority, SortKey, Status, Task, TaskId, TaskPatch, TaskQuery, TaskSort,
-    truncate_to_micros,
+    Cursor, Description, NewTask, Priority, SortKey, Status, Task, TaskId, TaskPatch, TaskQuery,
+    TaskSort, Title, truncate_to_micros,
 };
 use crate::user::{Email, PasswordHash, Role, User, UserId, UserName};
 
@@ -29,7 +29,8 @@ macro_rules! store_contract {
     ($make:expr) => {
         $crate::store_contract!(@tests $make;
             user_round_trip, duplicate_email_is_refused, missing_rows_are_none,
-            task_round_trip, tasks_are_reached_only_through_their_owner, update_and_delete,
+            task_round_trip, accepted_text_round_trips_exactly, due_dates_read_back_in_utc,
+            tasks_are_reached_only_through_their_owner, update_and_delete,
             list_filters, list_orders_match_the_domain_in_every_sort, keyset_pages_cover_everything_once,
             committed_transaction_is_visible, dropped_transaction_leaves_no_trace,
             transaction_reads_its_own_writes, concurrent_transactions_do_not_lose_updates, ping_answers);
@@ -221,6 +222,116 @@ pub mod store {
         let mut conn = store.connection().await.expect("connection");
         conn.insert_task(&task).await.expect("insert");
         assert_eq!(conn.task(owner, task.id).await.expect("read"), Some(task));
+    }
+
+    /// Whatever text the domain accepts reads back byte for byte: tabs and
+    /// line breaks in descriptions, characters outside the BMP, combining
+    /// marks, format characters, and the maximum lengths in multi-byte
+    /// characters.
+    pub async fn accepted_text_round_trips_exactly<S: Store>(store: S) {
+        let mut user = new_user();
+        let name = format!("Zoë e\u{301} 🦀 \u{200d}{}", "名".repeat(UserName::MAX_LEN));
+        let name = name.chars().take(UserName::MAX_LEN).collect::<String>();
+        assert_eq!(name.chars().count(), UserName::MAX_LEN);
+        user.name = UserName::parse(&name).expect("a valid name");
+        let local = "ü".repeat(Email::MAX_LOCAL_LEN);
+        user.email = Email::parse(&format!("{local}@{}.example.com", user.id.0.simple()))
+            .expect("a valid e-mail");
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_user(&user).await.expect("insert user");
+        let read = conn
+            .user_by_id(user.id)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(read.name.as_str().as_bytes(), name.as_bytes());
+        assert_eq!(
+            read.email.as_str().as_bytes(),
+            user.email.as_str().as_bytes()
+        );
+
+        let titles = [
+            "𝄞".repeat(Title::MAX_LEN),
+            format!(
+                "a\u{301}\u{302} \u{feff}\u{200b} \u{202e}rtl\u{202c} {}",
+                "x".repeat(150)
+            ),
+            "名".repeat(Title::MAX_LEN),
+        ];
+        let descriptions = [
+            "line 1\nline 2\r\n\tindented\r".to_owned(),
+            "🦀".repeat(Description::MAX_LEN),
+            format!(
+                "e\u{301}\u{20dd} \u{1f3f3}\u{fe0f}\u{200d}\u{1f308}  {}",
+                "\t".repeat(10)
+            ),
+            String::new(),
+            "   ".to_owned(),
+        ];
+        for (i, description) in descriptions.iter().enumerate() {
+            let title = &titles[i % titles.len()];
+            let task = Task::create(
+                user.id,
+                NewTask {
+                    title: title.clone(),
+                    description: Some(description.clone()),
+                    ..NewTask::default()
+                },
+                now(),
+            )
+            .expect("the domain accepts this text");
+            conn.insert_task(&task).await.expect("insert");
+            let read = conn
+                .task(user.id, task.id)
+                .await
+                .expect("read")
+                .expect("stored");
+            assert_eq!(read.title.as_str().as_bytes(), title.as_bytes());
+            assert_eq!(
+                read.description.as_ref().map(|d| d.as_str().as_bytes()),
+                Some(description.as_bytes())
+            );
+            assert_eq!(read, task);
+        }
+    }
+
+    /// A due date given with an offset reads back as the same instant, in
+    /// UTC, from every store.
+    pub async fn due_dates_read_back_in_utc<S: Store>(store: S) {
+        let owner = stored_user(&store).await.id;
+        let given = OffsetDateTime::now_utc()
+            .to_offset(time::UtcOffset::from_hms(14, 0, 0).expect("a valid offset"));
+        let task = Task::create(
+            owner,
+            NewTask {
+                title: "Due".into(),
+                due_date: Some(given),
+                ..NewTask::default()
+            },
+            now(),
+        )
+        .expect("valid");
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_task(&task).await.expect("insert");
+        let read = conn
+            .task(owner, task.id)
+            .await
+            .expect("read")
+            .expect("stored");
+        let due = read.due_date.expect("a due date");
+        assert_eq!(due, truncate_to_micros(given), "the same instant");
+        assert_eq!(due.offset(), time::UtcOffset::UTC, "in UTC");
+        let listed = conn
+            .list_tasks(owner, &TaskQuery::default())
+            .await
+            .expect("list");
+        assert_eq!(
+            listed
+                .iter()
+                .map(|t| t.due_date.map(|d| d.offset()))
+                .collect::<Vec<_>>(),
+            [Some(time::UtcOffset::UTC)]
+        );
     }
 
     pub async fn tasks_are_reached_only_through_their_owner<S: Store>(store: S) {

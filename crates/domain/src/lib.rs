@@ -12,6 +12,7 @@ pub mod error;
 pub mod ports;
 pub mod service;
 pub mod task;
+pub mod text;
 pub mod user;
 
 pub use auth::{
@@ -27,7 +28,7 @@ pub use service::{
     RegisterInput, Settings, TaskError, TaskFlow, UpdateTaskError,
 };
 pub use task::{
-    Cursor, CursorKey, NewTask, Page, Priority, SortKey, Status, Task, TaskId, TaskPatch,
-    TaskQuery, TaskSort, Title,
+    Cursor, CursorKey, Description, NewTask, Page, Priority, SortKey, Status, Task, TaskId,
+    TaskPatch, TaskQuery, TaskSort, Title,
 };
 pub use user::{Email, PasswordHash, PlainPassword, Role, User, UserId, UserName};

@@ -1,10 +1,11 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use crate::error::ValidationErrors;
+use crate::text;
 use crate::user::UserId;
 
 /// A task's id (UUIDv7: time-ordered, so it doubles as a tie-breaker in
@@ -24,7 +25,8 @@ impl fmt::Display for TaskId {
     }
 }
 
-/// 1–200 characters after trimming.
+/// A task's title: at most 200 characters as sent, no control characters,
+/// not blank; stored trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
 
@@ -32,13 +34,14 @@ impl Title {
     pub const MAX_LEN: usize = 200;
 
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let title = raw.trim();
-        if title.is_empty() {
-            Err("must not be blank")
-        } else if title.chars().count() > Self::MAX_LEN {
+        if text::length(raw) > Self::MAX_LEN {
             Err("must be at most 200 characters")
+        } else if text::has_control(raw, &[]) {
+            Err(text::CONTROL_MESSAGE)
+        } else if raw.trim().is_empty() {
+            Err("must not be blank")
         } else {
-            Ok(Self(title.to_owned()))
+            Ok(Self(raw.trim().to_owned()))
         }
     }
 
@@ -47,7 +50,9 @@ impl Title {
     }
 }
 
-/// At most 10 000 characters; kept as written.
+/// A task's description: at most 10 000 characters, no control characters
+/// but line breaks (`\n`, `\r`) and tabs; kept exactly as written (it may
+/// be empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Description(String);
 
@@ -55,8 +60,10 @@ impl Description {
     pub const MAX_LEN: usize = 10_000;
 
     pub fn parse(raw: String) -> Result<Self, &'static str> {
-        if raw.chars().count() > Self::MAX_LEN {
+        if text::length(&raw) > Self::MAX_LEN {
             Err("must be at most 10000 characters")
+        } else if text::has_control(&raw, &text::DESCRIPTION_CONTROLS) {
+            Err("must not contain control characters other than tabs and line breaks")
         } else {
             Ok(Self(raw))
         }
@@ -179,6 +186,10 @@ impl Task {
             .description
             .map(|d| errors.check("description", Description::parse(d)))
             .unwrap_or_default();
+        let due_date = input
+            .due_date
+            .map(|d| errors.check("dueDate", due_date(d)))
+            .unwrap_or_default();
         let status = input.status.unwrap_or_default();
         let title = match title {
             Some(title) if errors.is_empty() => title,
@@ -191,7 +202,7 @@ impl Task {
             description,
             status,
             priority: input.priority.unwrap_or_default(),
-            due_date: input.due_date.map(truncate_to_micros),
+            due_date,
             created_at: now,
             updated_at: now,
             completed_at: (status == Status::Done).then_some(now),
@@ -213,6 +224,9 @@ impl Task {
         let description = patch
             .description
             .map(|d| d.and_then(|d| errors.check("description", Description::parse(d))));
+        let due_date = patch
+            .due_date
+            .map(|d| d.and_then(|d| errors.check("dueDate", due_date(d))));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -229,8 +243,8 @@ impl Task {
         if let Some(priority) = patch.priority {
             next.priority = priority;
         }
-        if let Some(due_date) = patch.due_date {
-            next.due_date = due_date.map(truncate_to_micros);
+        if let Some(due_date) = due_date {
+            next.due_date = due_date;
         }
         if next == *self {
             return Ok(false);
@@ -297,6 +311,21 @@ fn compare_keys(a: &CursorKey, b: &CursorKey) -> Ordering {
         },
         // A cursor's key always matches its sort key (checked when parsed).
         _ => Ordering::Equal,
+    }
+}
+
+/// A due date as the domain keeps it: in UTC (whatever offset it was given
+/// with: the same instant, rendered alike by every store) and to the
+/// microsecond. The instant must fall in the years 0000–9999 in UTC, the
+/// range RFC 3339 can write.
+pub fn due_date(t: OffsetDateTime) -> Result<OffsetDateTime, &'static str> {
+    const OUT_OF_RANGE: &str =
+        "must be between 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z";
+    let utc = t.checked_to_offset(UtcOffset::UTC).ok_or(OUT_OF_RANGE)?;
+    if (0..=9999).contains(&utc.year()) {
+        Ok(truncate_to_micros(utc))
+    } else {
+        Err(OUT_OF_RANGE)
     }
 }
 
@@ -491,6 +520,123 @@ mod tests {
             truncate_to_micros(t),
             datetime!(2026-01-02 03:04:05.123456 UTC)
         );
+    }
+
+    #[test]
+    fn titles_reject_every_control_character() {
+        for c in [
+            '\0', '\t', '\n', '\r', '\u{1b}', '\u{7f}', '\u{85}', '\u{9f}',
+        ] {
+            assert_eq!(
+                Title::parse(&format!("a{c}b")),
+                Err("must not contain control characters"),
+                "{c:?}"
+            );
+            assert!(Title::parse(&format!("ab{c}")).is_err(), "trailing {c:?}");
+        }
+        // Not controls: format characters, non-BMP, combining marks.
+        for ok in ["a\u{200b}b", "🦀", "e\u{301}", "\u{a0}x\u{3000}"] {
+            assert!(Title::parse(ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn title_length_counts_characters_as_sent() {
+        assert!(Title::parse(&"é".repeat(200)).is_ok());
+        assert_eq!(
+            Title::parse(&"é".repeat(201)),
+            Err("must be at most 200 characters")
+        );
+        // Surrounding spaces count: the limit is on what was sent.
+        assert!(Title::parse(&format!(" {} ", "x".repeat(199))).is_err());
+        assert_eq!(
+            Title::parse(&format!(" {} ", "x".repeat(198)))
+                .expect("valid")
+                .as_str(),
+            "x".repeat(198)
+        );
+    }
+
+    #[test]
+    fn blank_titles_are_rejected_after_trimming() {
+        for blank in ["", " ", "\u{a0}\u{2003}\u{3000}"] {
+            assert_eq!(Title::parse(blank), Err("must not be blank"), "{blank:?}");
+        }
+        assert_eq!(Title::parse("  a  ").expect("valid").as_str(), "a");
+    }
+
+    #[test]
+    fn descriptions_allow_tabs_and_line_breaks_only() {
+        let kept = "line 1\r\n\tline 2\n";
+        assert_eq!(
+            Description::parse(kept.into()).expect("valid").as_str(),
+            kept
+        );
+        assert!(Description::parse(String::new()).is_ok());
+        assert!(Description::parse("  ".into()).is_ok(), "kept as written");
+        for c in ['\0', '\u{b}', '\u{c}', '\u{1b}', '\u{7f}', '\u{85}'] {
+            assert!(
+                Description::parse(format!("a{c}b")).is_err(),
+                "{c:?} must be rejected"
+            );
+        }
+        assert!(Description::parse("🦀".repeat(10_000)).is_ok());
+        assert!(Description::parse("x".repeat(10_001)).is_err());
+    }
+
+    #[test]
+    fn due_dates_are_kept_in_utc() {
+        let due = due_date(datetime!(2026-12-01 17:00:00.123456789 +14:00)).expect("valid");
+        assert_eq!(due, datetime!(2026-12-01 03:00:00.123456 UTC));
+        assert_eq!(due.offset(), UtcOffset::UTC);
+        // The same instant as given.
+        assert_eq!(due, datetime!(2026-12-01 17:00:00.123456 +14:00));
+    }
+
+    #[test]
+    fn due_dates_outside_rfc_3339_years_are_rejected() {
+        assert!(due_date(datetime!(9999-12-31 23:59:59 UTC)).is_ok());
+        assert!(due_date(datetime!(0000-01-01 00:00 UTC)).is_ok());
+        assert!(due_date(datetime!(9999-12-31 23:00 -02:00)).is_err());
+        assert!(due_date(datetime!(0000-01-01 00:00 +01:00)).is_err());
+    }
+
+    #[test]
+    fn tasks_take_due_dates_in_utc() {
+        let owner = UserId(Uuid::nil());
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let mut task = Task::create(
+            owner,
+            NewTask {
+                title: "t".into(),
+                due_date: Some(datetime!(2026-12-01 17:00 +14:00)),
+                ..NewTask::default()
+            },
+            now,
+        )
+        .expect("valid");
+        assert_eq!(task.due_date.map(|d| d.offset()), Some(UtcOffset::UTC));
+        task.apply(
+            TaskPatch {
+                due_date: Some(Some(datetime!(2026-12-01 00:00 -05:00))),
+                ..TaskPatch::default()
+            },
+            now,
+        )
+        .expect("valid");
+        assert_eq!(task.due_date, Some(datetime!(2026-12-01 05:00 UTC)));
+        assert_eq!(task.due_date.map(|d| d.offset()), Some(UtcOffset::UTC));
+        let invalid = task.apply(
+            TaskPatch {
+                title: Some("a\u{0}b".into()),
+                due_date: Some(Some(datetime!(9999-12-31 23:00 -02:00))),
+                ..TaskPatch::default()
+            },
+            now,
+        );
+        let errors = invalid.expect_err("invalid");
+        assert!(errors.fields().contains_key("title"), "{errors:?}");
+        assert!(errors.fields().contains_key("dueDate"), "{errors:?}");
     }
 
     #[test]

@@ -3,6 +3,8 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::text;
+
 /// A user's id (UUIDv7: time-ordered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(pub Uuid);
@@ -20,6 +22,13 @@ impl fmt::Display for UserId {
 }
 
 /// A normalised e-mail address: trimmed, lower-cased, `local@domain`.
+///
+/// The rules, on the address as sent: at most 254 characters, no control
+/// characters; after trimming whitespace, one `@` between a local part of
+/// 1–64 characters and a domain of at least two dot-separated labels, and
+/// no whitespace. Lower-casing is character by character and keeps the
+/// length (a character whose lower case is longer, `İ`, is kept as it is),
+/// so the stored address is never longer than the one sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -29,33 +38,39 @@ pub enum EmailError {
     Empty,
     #[error("must be at most 254 characters")]
     TooLong,
+    #[error("must not contain control characters")]
+    Control,
     #[error("must be an e-mail address like name@example.com")]
     Malformed,
 }
 
 impl Email {
     pub const MAX_LEN: usize = 254;
+    pub const MAX_LOCAL_LEN: usize = 64;
 
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
-        let email = raw.trim().to_lowercase();
+        if text::length(raw) > Self::MAX_LEN {
+            return Err(EmailError::TooLong);
+        }
+        if text::has_control(raw, &[]) {
+            return Err(EmailError::Control);
+        }
+        let email = raw.trim();
         if email.is_empty() {
             return Err(EmailError::Empty);
         }
-        if email.chars().count() > Self::MAX_LEN {
-            return Err(EmailError::TooLong);
-        }
         let (local, domain) = email.split_once('@').ok_or(EmailError::Malformed)?;
         let well_formed = !local.is_empty()
-            && local.len() <= 64
+            && text::length(local) <= Self::MAX_LOCAL_LEN
             && !domain.is_empty()
             && !domain.contains('@')
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..")
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+            && !email.chars().any(char::is_whitespace);
         if well_formed {
-            Ok(Self(email))
+            Ok(Self(lower_case_keeping_length(email)))
         } else {
             Err(EmailError::Malformed)
         }
@@ -66,7 +81,22 @@ impl Email {
     }
 }
 
-/// A display name: 1–100 characters after trimming.
+/// Each character's lower case where that is one character; the character
+/// itself otherwise.
+fn lower_case_keeping_length(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(single), None) => single,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
+/// A display name: at most 100 characters as sent, no control characters,
+/// not blank; stored trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
 
@@ -84,15 +114,14 @@ impl UserName {
     pub const MAX_LEN: usize = 100;
 
     pub fn parse(raw: &str) -> Result<Self, UserNameError> {
-        let name = raw.trim();
-        if name.is_empty() {
-            Err(UserNameError::Blank)
-        } else if name.chars().count() > Self::MAX_LEN {
+        if text::length(raw) > Self::MAX_LEN {
             Err(UserNameError::TooLong)
-        } else if name.chars().any(char::is_control) {
+        } else if text::has_control(raw, &[]) {
             Err(UserNameError::Control)
+        } else if raw.trim().is_empty() {
+            Err(UserNameError::Blank)
         } else {
-            Ok(Self(name.to_owned()))
+            Ok(Self(raw.trim().to_owned()))
         }
     }
 
@@ -111,19 +140,25 @@ pub enum PasswordError {
     TooShort,
     #[error("must be at most 128 characters")]
     TooLong,
+    #[error("must not contain control characters")]
+    Control,
 }
 
 impl PlainPassword {
     pub const MIN_LEN: usize = 8;
     pub const MAX_LEN: usize = 128;
 
-    /// A password that satisfies the registration policy.
+    /// A password that satisfies the registration policy: 8–128
+    /// characters, no control characters (they cannot be typed reliably at
+    /// a login prompt). Kept exactly as typed, spaces included.
     pub fn new(raw: String) -> Result<Self, PasswordError> {
-        let len = raw.chars().count();
+        let len = text::length(&raw);
         if len < Self::MIN_LEN {
             Err(PasswordError::TooShort)
         } else if len > Self::MAX_LEN {
             Err(PasswordError::TooLong)
+        } else if text::has_control(&raw, &[]) {
+            Err(PasswordError::Control)
         } else {
             Ok(Self(raw))
         }
@@ -231,6 +266,86 @@ mod tests {
         assert!(PlainPassword::new("éééééééé".into()).is_ok());
         assert!(PlainPassword::new("x".repeat(129)).is_err());
         assert!(PlainPassword::new("x".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn text_fields_reject_control_characters() {
+        for c in ['\0', '\t', '\n', '\r', '\u{7f}', '\u{85}'] {
+            assert_eq!(
+                UserName::parse(&format!("Ada{c}L")),
+                Err(UserNameError::Control),
+                "{c:?}"
+            );
+            assert_eq!(
+                UserName::parse(&format!("Ada{c}")),
+                Err(UserNameError::Control),
+                "trailing {c:?}"
+            );
+            assert_eq!(
+                Email::parse(&format!("ada{c}@example.com")),
+                Err(EmailError::Control),
+                "{c:?}"
+            );
+            assert_eq!(
+                Email::parse(&format!("ada@example.com{c}")),
+                Err(EmailError::Control),
+                "trailing {c:?}"
+            );
+            assert_eq!(
+                PlainPassword::new(format!("password{c}")).map(drop),
+                Err(PasswordError::Control),
+                "{c:?}"
+            );
+        }
+        // Spaces are not controls: passwords keep them.
+        assert_eq!(
+            PlainPassword::new(" pass word ".into())
+                .expect("valid")
+                .expose(),
+            " pass word "
+        );
+    }
+
+    #[test]
+    fn name_length_counts_characters_as_sent() {
+        assert!(UserName::parse(&"ü".repeat(100)).is_ok());
+        assert_eq!(
+            UserName::parse(&"ü".repeat(101)),
+            Err(UserNameError::TooLong)
+        );
+        assert_eq!(
+            UserName::parse(&format!(" {} ", "x".repeat(99))),
+            Err(UserNameError::TooLong)
+        );
+        assert_eq!(UserName::parse("\u{3000} "), Err(UserNameError::Blank));
+    }
+
+    #[test]
+    fn email_lengths_count_characters_as_sent() {
+        let domain = format!("{}.com", "d".repeat(254 - 64 - 1 - 4));
+        let longest = format!("{}@{domain}", "l".repeat(64));
+        assert_eq!(longest.chars().count(), 254);
+        assert!(Email::parse(&longest).is_ok());
+        assert_eq!(
+            Email::parse(&format!(" {longest}")),
+            Err(EmailError::TooLong)
+        );
+        assert_eq!(
+            Email::parse(&format!("{}@example.com", "é".repeat(65))),
+            Err(EmailError::Malformed)
+        );
+        assert!(Email::parse(&format!("{}@example.com", "é".repeat(64))).is_ok());
+    }
+
+    #[test]
+    fn email_lower_casing_keeps_the_length() {
+        assert_eq!(
+            Email::parse("ÀÉ@Example.COM").expect("valid").as_str(),
+            "àé@example.com"
+        );
+        // `İ` lower-cases to two characters: it is kept.
+        let email = Email::parse("İ@example.com").expect("valid");
+        assert_eq!(email.as_str(), "İ@example.com");
     }
 
     #[test]

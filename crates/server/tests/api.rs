@@ -29,3 +29,5 @@ mod request_id;
 mod tasks;
 #[path = "api/tasks_list.rs"]
 mod tasks_list;
+#[path = "api/text.rs"]
+mod text;

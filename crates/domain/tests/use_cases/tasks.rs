@@ -67,7 +67,7 @@ async fn create_keeps_given_fields_and_trims_the_title() {
         &flow,
         principal,
         NewTask {
-            title: "  Write tests \n".to_owned(),
+            title: "  Write tests \u{3000}".to_owned(),
             description: Some("  kept as written  ".to_owned()),
             status: Some(Status::InProgress),
             priority: Some(Priority::Urgent),
@@ -140,6 +140,11 @@ async fn invalid_title_is_rejected() {
         "   ".to_owned(),
         "x".repeat(201),
         "é".repeat(201),
+        // The limit counts the title as sent, surrounding blanks included.
+        format!(" {} ", "é".repeat(199)),
+        "a\u{0}b".to_owned(),
+        "tab\tinside".to_owned(),
+        "trailing newline\n".to_owned(),
     ] {
         let result = flow.create_task(principal, new_task(&title)).await;
         assert_eq!(
@@ -149,8 +154,8 @@ async fn invalid_title_is_rejected() {
             title.chars().count()
         );
     }
-    // 200 characters (not bytes), and surrounding blanks do not count.
-    let at_limit = format!("  {}  ", "é".repeat(200));
+    // 200 characters (not bytes).
+    let at_limit = format!(" {} ", "é".repeat(198));
     create(&flow, principal, new_task(&at_limit)).await;
     let page = flow
         .list_tasks(principal, crate::harness::query(100))

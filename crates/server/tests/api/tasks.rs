@@ -165,21 +165,64 @@ async fn an_empty_patch_changes_nothing() {
     assert_eq!(replaced.data()["dueDate"], Value::Null);
 }
 
+/// Every backend renders a due date alike: the instant given, in UTC, with
+/// `Z` (not the offset it was given with).
 #[tokio::test]
-async fn due_dates_keep_their_instant() {
+async fn due_dates_keep_their_instant_and_read_back_in_utc() {
     let app = TestApp::spawn().await;
     let session = app.signup("due@example.com").await;
+    let token = &session.access;
     let task = app
         .create_task(
-            &session.access,
-            &json!({"title": "Offset", "dueDate": "2030-06-01T12:00:00.123456+02:00"}),
+            token,
+            &json!({"title": "Offset", "dueDate": "2026-12-01T17:00:00+14:00"}),
         )
         .await;
-    let due = task["dueDate"].as_str().expect("a due date");
-    assert!(
-        due == "2030-06-01T12:00:00.123456+02:00" || due == "2030-06-01T10:00:00.123456Z",
-        "{due}"
-    );
+    assert_eq!(task["dueDate"], "2026-12-01T03:00:00Z");
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("an id"));
+    let read = assert_ok_envelope(app.get(&path, token).await, 200).await;
+    assert_eq!(read.data()["dueDate"], "2026-12-01T03:00:00Z");
+    let listed = assert_ok_envelope(app.get("/api/v1/tasks", token).await, 200).await;
+    assert_eq!(listed.data()[0]["dueDate"], "2026-12-01T03:00:00Z");
+
+    for (given, expected) in [
+        (
+            "2030-06-01T12:00:00.123456+02:00",
+            "2030-06-01T10:00:00.123456Z",
+        ),
+        ("2030-06-01T00:30:00-05:30", "2030-06-01T06:00:00Z"),
+    ] {
+        let patched = assert_ok_envelope(
+            app.patch(&path, token, &json!({"dueDate": given})).await,
+            200,
+        )
+        .await;
+        assert_eq!(patched.data()["dueDate"], expected, "PATCH {given}");
+        let replaced = assert_ok_envelope(
+            app.put(
+                &path,
+                token,
+                &json!({"title": "Offset", "status": "todo", "priority": "low", "dueDate": given}),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(replaced.data()["dueDate"], expected, "PUT {given}");
+    }
+    // An instant RFC 3339 cannot write in UTC is refused, not a 500.
+    let reply = assert_envelope_error(
+        app.patch(
+            &path,
+            token,
+            &json!({"dueDate": "9999-12-31T23:00:00-02:00"}),
+        )
+        .await,
+        422,
+        "VALIDATION_FAILED",
+    )
+    .await;
+    reply.assert_detail("dueDate");
 }
 
 #[tokio::test]
