@@ -14,7 +14,7 @@ pub mod middleware;
 pub mod openapi;
 
 use actix_web::http::Method;
-use actix_web::{HttpResponse, Route, web};
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, Route, web};
 use domain::{Ports, TaskFlow};
 
 pub use error::{ApiError, ErrorCode};
@@ -34,11 +34,16 @@ pub fn configure<P: Ports>(app: web::Data<TaskFlow<P>>) -> impl FnOnce(&mut web:
             .app_data(extract::payload_config())
             .app_data(web::Data::new(openapi::document()));
         register_routes::<P>(&mut Routes::new(Some(cfg)));
-        cfg.service(web::resource("/docs").route(web::get().to(|| async {
+        let to_swagger_ui = || async {
             HttpResponse::PermanentRedirect()
                 .insert_header(("Location", "/docs/"))
                 .finish()
-        })))
+        };
+        cfg.service(
+            web::resource("/docs")
+                .route(web::get().to(to_swagger_ui))
+                .route(web::head().to(to_swagger_ui)),
+        )
         .service(
             utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
                 .config(utoipa_swagger_ui::Config::from("/api-docs/openapi.json")),
@@ -48,8 +53,8 @@ pub fn configure<P: Ports>(app: web::Data<TaskFlow<P>>) -> impl FnOnce(&mut web:
 }
 
 /// Every API route the server serves (method and path template), read off
-/// the same registration [`configure`] uses. The Swagger UI pages under
-/// `/docs` are not API routes and are not listed.
+/// the same registration [`configure`] uses: each GET with its HEAD. The
+/// Swagger UI pages under `/docs` are not API routes and are not listed.
 pub fn served_routes<P: Ports>() -> Vec<(Method, String)> {
     let mut routes = Routes::new(None);
     register_routes::<P>(&mut routes);
@@ -57,15 +62,9 @@ pub fn served_routes<P: Ports>() -> Vec<(Method, String)> {
 }
 
 fn register_routes<P: Ports>(r: &mut Routes<'_>) {
-    r.resource("/health", vec![(Method::GET, web::get().to(ops::health))]);
-    r.resource(
-        "/ready",
-        vec![(Method::GET, web::get().to(ops::ready::<P>))],
-    );
-    r.resource(
-        "/api-docs/openapi.json",
-        vec![(Method::GET, web::get().to(ops::openapi_json))],
-    );
+    r.resource("/health", get(ops::health));
+    r.resource("/ready", get(ops::ready::<P>));
+    r.resource("/api-docs/openapi.json", get(ops::openapi_json));
     r.resource(
         "/api/v1/auth/register",
         vec![(Method::POST, web::post().to(auth::register::<P>))],
@@ -82,26 +81,32 @@ fn register_routes<P: Ports>(r: &mut Routes<'_>) {
         "/api/v1/auth/logout",
         vec![(Method::POST, web::post().to(auth::logout::<P>))],
     );
-    r.resource(
-        "/api/v1/users/me",
-        vec![(Method::GET, web::get().to(auth::me::<P>))],
-    );
-    r.resource(
-        "/api/v1/tasks",
-        vec![
-            (Method::GET, web::get().to(tasks::list_tasks::<P>)),
-            (Method::POST, web::post().to(tasks::create_task::<P>)),
-        ],
-    );
-    r.resource(
-        "/api/v1/tasks/{id}",
-        vec![
-            (Method::GET, web::get().to(tasks::get_task::<P>)),
-            (Method::PUT, web::put().to(tasks::replace_task::<P>)),
-            (Method::PATCH, web::patch().to(tasks::patch_task::<P>)),
-            (Method::DELETE, web::delete().to(tasks::delete_task::<P>)),
-        ],
-    );
+    r.resource("/api/v1/users/me", get(auth::me::<P>));
+    let mut tasks = get(tasks::list_tasks::<P>);
+    tasks.push((Method::POST, web::post().to(tasks::create_task::<P>)));
+    r.resource("/api/v1/tasks", tasks);
+    let mut task = get(tasks::get_task::<P>);
+    task.extend([
+        (Method::PUT, web::put().to(tasks::replace_task::<P>)),
+        (Method::PATCH, web::patch().to(tasks::patch_task::<P>)),
+        (Method::DELETE, web::delete().to(tasks::delete_task::<P>)),
+    ]);
+    r.resource("/api/v1/tasks/{id}", task);
+}
+
+/// A GET route and its HEAD twin (RFC 9110: HEAD wherever GET is served):
+/// the same handler, so the same status and headers; actix sends no body
+/// in answer to HEAD.
+fn get<F, Args>(handler: F) -> Vec<(Method, Route)>
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    vec![
+        (Method::GET, web::get().to(handler.clone())),
+        (Method::HEAD, web::head().to(handler)),
+    ]
 }
 
 /// Registers resources and remembers what it registered.

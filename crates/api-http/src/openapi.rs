@@ -19,6 +19,8 @@ Every JSON response is an envelope: `{"success": true, "data": …, "error": nul
 or on failure `{"success": false, "data": null, "error": {"code": "…", "message": "…", "details": {…}}, "meta": {"requestId": "…"}}`.
 Lists add `meta.pagination = {"limit", "nextCursor", "hasMore"}` (keyset pagination; pass `nextCursor` back as `cursor`).
 
+Every `GET` operation also answers `HEAD` (RFC 9110): the same status and headers, no body.
+
 Every response carries `X-Request-Id`: yours when it is 1–64 characters of `[A-Za-z0-9._-]`, otherwise a new one.
 
 Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/login`.

@@ -109,15 +109,19 @@ async fn a_method_the_route_lacks_is_405_with_allow() {
     let session = app.signup("methods@example.com").await;
     let task_path = format!("/api/v1/tasks/{}", random_uuid());
     for (method, path, allow) in [
-        (Method::DELETE, "/api/v1/users/me", "GET"),
-        (Method::POST, "/api/v1/users/me", "GET"),
-        (Method::PUT, "/api/v1/tasks", "GET, POST"),
-        (Method::DELETE, "/api/v1/tasks", "GET, POST"),
-        (Method::POST, task_path.as_str(), "GET, PUT, PATCH, DELETE"),
+        (Method::DELETE, "/api/v1/users/me", "GET, HEAD"),
+        (Method::POST, "/api/v1/users/me", "GET, HEAD"),
+        (Method::PUT, "/api/v1/tasks", "GET, HEAD, POST"),
+        (Method::DELETE, "/api/v1/tasks", "GET, HEAD, POST"),
+        (
+            Method::POST,
+            task_path.as_str(),
+            "GET, HEAD, PUT, PATCH, DELETE",
+        ),
         (Method::GET, "/api/v1/auth/login", "POST"),
         (Method::GET, "/api/v1/auth/logout", "POST"),
-        (Method::POST, "/health", "GET"),
-        (Method::PUT, "/ready", "GET"),
+        (Method::POST, "/health", "GET, HEAD"),
+        (Method::PUT, "/ready", "GET, HEAD"),
     ] {
         // With and without credentials: the method is checked first.
         for token in [None, Some(session.access.as_str())] {
@@ -232,4 +236,54 @@ async fn conflicts_and_validation_failures_have_the_envelope() {
     let details = invalid.details();
     assert_eq!(details.keys().collect::<Vec<_>>(), ["password"]);
     assert!(details["password"].iter().all(|m| !m.is_empty()));
+}
+
+/// RFC 9110: HEAD wherever GET is served, with GET's status and headers and
+/// no body; HEAD where there is no GET is 405 with `Allow`.
+#[tokio::test]
+async fn head_answers_wherever_get_does() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("head@example.com").await;
+    let task = app
+        .create_task(&session.access, &serde_json::json!({"title": "Headed"}))
+        .await;
+    let task_path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("an id"));
+    let missing_path = format!("/api/v1/tasks/{}", random_uuid());
+    for (path, token, status) in [
+        ("/health", None, 200),
+        ("/ready", None, 200),
+        ("/api-docs/openapi.json", None, 200),
+        ("/api/v1/users/me", Some(&session.access), 200),
+        ("/api/v1/users/me", None, 401),
+        ("/api/v1/tasks?limit=5", Some(&session.access), 200),
+        ("/api/v1/tasks?limit=0", Some(&session.access), 400),
+        (task_path.as_str(), Some(&session.access), 200),
+        (missing_path.as_str(), Some(&session.access), 404),
+    ] {
+        let request = |method: Method| {
+            let request = app.request(method, path);
+            match token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            }
+        };
+        let get = crate::helpers::Reply::read(send(request(Method::GET)).await).await;
+        let head = crate::helpers::Reply::read(send(request(Method::HEAD)).await).await;
+        assert_eq!(get.status.as_u16(), status, "GET {path}: {get:?}");
+        assert_eq!(head.status, get.status, "HEAD {path}: {head:?}");
+        assert!(head.text.is_empty(), "HEAD {path} has a body: {head:?}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "HEAD {path}"
+        );
+        head.request_id();
+    }
+    // No GET, no HEAD.
+    let head =
+        crate::helpers::Reply::read(send(app.request(Method::HEAD, "/api/v1/auth/login")).await)
+            .await;
+    assert_eq!(head.status.as_u16(), 405, "{head:?}");
+    assert_eq!(head.header("allow"), Some("POST"));
+    assert!(head.text.is_empty(), "{head:?}");
 }

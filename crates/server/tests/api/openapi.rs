@@ -60,10 +60,22 @@ async fn the_document_is_openapi_3_1_json() {
 async fn the_document_lists_exactly_the_served_routes() {
     let app = TestApp::spawn().await;
     let doc = document(&app).await;
-    let documented: BTreeSet<(String, String)> = operations(&doc)
+    let mut documented: BTreeSet<(String, String)> = operations(&doc)
         .into_iter()
         .map(|(method, path, _)| (method, path))
         .collect();
+    // HEAD is served wherever GET is (RFC 9110) and, as usual, implied
+    // rather than documented: it must not be documented on its own.
+    assert!(
+        documented.iter().all(|(method, _)| method != "head"),
+        "HEAD is documented: {documented:?}"
+    );
+    let heads: Vec<(String, String)> = documented
+        .iter()
+        .filter(|(method, _)| method == "get")
+        .map(|(_, path)| ("head".to_owned(), path.clone()))
+        .collect();
+    documented.extend(heads);
     let served = served();
     assert!(!served.is_empty());
     let undocumented: Vec<_> = served.difference(&documented).collect();
