@@ -12,7 +12,8 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use crate::dto::{
-    CreateTaskRequest, PatchTaskRequest, ReplaceTaskRequest, TaskPriority, TaskResponse, TaskStatus,
+    CreateTaskRequest, PatchTaskRequest, ReplaceTaskRequest, TaskPriority, TaskResponse,
+    TaskStatus, schemas,
 };
 use crate::envelope::{Envelope, ErrorEnvelope, Pagination, Reply};
 use crate::error::ApiError;
@@ -21,7 +22,9 @@ use crate::extract::{Body, Caller};
 type App<P> = web::Data<TaskFlow<P>>;
 
 /// Query parameters of `GET /tasks`. Bad values are 400 `MALFORMED_REQUEST`
-/// with the parameter in `details`.
+/// with the parameter in `details`. Each is parsed here from text (not by
+/// serde), so that the error names the parameter; the document states the
+/// types and ranges that parsing enforces.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
@@ -33,16 +36,22 @@ pub struct ListTasksParams {
     #[param(value_type = Option<TaskPriority>)]
     pub priority: Option<String>,
     /// Only tasks due strictly before this instant (RFC 3339).
+    #[param(schema_with = schemas::due_before)]
     pub due_before: Option<String>,
     /// Only tasks due strictly after this instant (RFC 3339).
+    #[param(schema_with = schemas::due_after)]
     pub due_after: Option<String>,
-    /// `createdAt`, `-createdAt` (default), `dueDate`, `-dueDate`,
-    /// `priority`, `-priority`, `updatedAt`, `-updatedAt`. A leading `-`
-    /// sorts descending; tasks without a due date come last ascending.
+    /// The order: `createdAt`, `-createdAt` (default), `dueDate`,
+    /// `-dueDate`, `priority`, `-priority`, `updatedAt`, `-updatedAt`. A
+    /// leading `-` sorts descending; tasks without a due date come last
+    /// ascending.
+    #[param(schema_with = schemas::sort)]
     pub sort: Option<String>,
     /// Page size, 1–100 (default 20).
+    #[param(schema_with = schemas::limit)]
     pub limit: Option<String>,
-    /// `meta.pagination.nextCursor` of the previous page.
+    /// `meta.pagination.nextCursor` of the previous page, with the same
+    /// `sort`.
     pub cursor: Option<String>,
 }
 

@@ -287,3 +287,53 @@ async fn head_answers_wherever_get_does() {
     assert_eq!(head.header("allow"), Some("POST"));
     assert!(head.text.is_empty(), "{head:?}");
 }
+
+/// A body is a JSON object: an array of the fields in order (which serde
+/// would read as the struct) is 422, not a task titled by its first item.
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_422() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("arrays@example.com").await;
+    let token = &session.access;
+    let task = app
+        .create_task(token, &serde_json::json!({"title": "Kept"}))
+        .await;
+    let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("an id"));
+    let arrays = [
+        serde_json::json!([]),
+        serde_json::json!(["From an array"]),
+        serde_json::json!(["Again", null, "todo", "low", null]),
+        serde_json::json!("a string"),
+        serde_json::json!(42),
+    ];
+    for body in &arrays {
+        for (method, target) in [
+            (Method::POST, "/api/v1/tasks"),
+            (Method::PUT, path.as_str()),
+            (Method::PATCH, path.as_str()),
+        ] {
+            let reply = assert_envelope_error(
+                send(app.authed(method.clone(), target, token).json(body)).await,
+                422,
+                "VALIDATION_FAILED",
+            )
+            .await;
+            reply.assert_detail("body");
+        }
+        for target in [
+            "/api/v1/auth/register",
+            "/api/v1/auth/login",
+            "/api/v1/auth/refresh",
+        ] {
+            let reply = assert_envelope_error(
+                app.post_public(target, body).await,
+                422,
+                "VALIDATION_FAILED",
+            )
+            .await;
+            reply.assert_detail("body");
+        }
+    }
+    let listed = assert_ok_envelope(app.get("/api/v1/tasks", token).await, 200).await;
+    assert_eq!(listed.data(), &serde_json::json!([task]));
+}

@@ -204,3 +204,146 @@ async fn every_served_route_answers() {
         reply.request_id();
     }
 }
+
+/// The constraints the server enforces are in the document, with the
+/// domain's own numbers (the patterns are checked against the domain's
+/// parsers in api-http's unit tests).
+#[tokio::test]
+async fn the_document_states_the_rules_the_server_enforces() {
+    use api_http::dto::schemas;
+    use domain::task::Description;
+    use domain::{Email, PlainPassword, TaskQuery, TaskSort, Title, UserName};
+
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemas_of = &doc["components"]["schemas"];
+    let property = |schema: &str, field: &str| schemas_of[schema]["properties"][field].clone();
+    let required = |schema: &str| -> BTreeSet<String> {
+        schemas_of[schema]["required"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .map(|f| f.as_str().expect("a name").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    for schema in [
+        "CreateTaskRequest",
+        "ReplaceTaskRequest",
+        "PatchTaskRequest",
+    ] {
+        let title = property(schema, "title");
+        assert_eq!(title["type"], "string", "{schema}.title: {title}");
+        assert_eq!(title["minLength"], 1, "{schema}.title");
+        assert_eq!(title["maxLength"], Title::MAX_LEN, "{schema}.title");
+        assert_eq!(
+            title["pattern"],
+            schemas::NOT_BLANK_NO_CONTROLS,
+            "{schema}.title"
+        );
+        let description = property(schema, "description");
+        assert_eq!(description["type"], json!(["string", "null"]), "{schema}");
+        assert_eq!(description["maxLength"], Description::MAX_LEN, "{schema}");
+        assert_eq!(description["pattern"], schemas::DESCRIPTION, "{schema}");
+        let due = property(schema, "dueDate");
+        assert_eq!(due["type"], json!(["string", "null"]), "{schema}");
+        assert_eq!(due["format"], "date-time", "{schema}");
+        assert_eq!(
+            schemas_of[schema]["additionalProperties"], false,
+            "{schema}"
+        );
+    }
+    // PATCH: everything optional; null only where it clears.
+    assert!(required("PatchTaskRequest").is_empty());
+    assert_eq!(
+        property("PatchTaskRequest", "status"),
+        json!({"$ref": "#/components/schemas/TaskStatus"})
+    );
+    assert_eq!(
+        property("PatchTaskRequest", "priority"),
+        json!({"$ref": "#/components/schemas/TaskPriority"})
+    );
+    assert_eq!(
+        required("ReplaceTaskRequest"),
+        ["title", "status", "priority"].map(str::to_owned).into()
+    );
+
+    let email = property("RegisterRequest", "email");
+    assert_eq!(email["maxLength"], Email::MAX_LEN);
+    assert_eq!(email["pattern"], schemas::EMAIL);
+    let password = property("RegisterRequest", "password");
+    assert_eq!(password["minLength"], PlainPassword::MIN_LEN);
+    assert_eq!(password["maxLength"], PlainPassword::MAX_LEN);
+    assert_eq!(password["pattern"], schemas::NO_CONTROLS);
+    let name = property("RegisterRequest", "name");
+    assert_eq!(name["minLength"], 1);
+    assert_eq!(name["maxLength"], UserName::MAX_LEN);
+    assert_eq!(name["pattern"], schemas::NOT_BLANK_NO_CONTROLS);
+    assert_eq!(
+        property("LoginRequest", "email")["maxLength"],
+        api_http::dto::LOGIN_EMAIL_MAX_LEN
+    );
+    assert_eq!(
+        property("LoginRequest", "password")["maxLength"],
+        api_http::dto::LOGIN_PASSWORD_MAX_LEN
+    );
+    let refresh = property("RefreshRequest", "refreshToken");
+    assert_eq!(refresh["minLength"], 1);
+    assert_eq!(refresh["maxLength"], api_http::dto::REFRESH_TOKEN_MAX_LEN);
+
+    // Responses: nullable fields are always present.
+    let task_required = required("TaskResponse");
+    for field in ["description", "dueDate", "completedAt", "title", "version"] {
+        assert!(task_required.contains(field), "TaskResponse.{field}");
+    }
+
+    // The list's query parameters.
+    let parameters = doc["paths"]["/api/v1/tasks"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .clone();
+    let parameter = |name: &str| {
+        parameters
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+            .clone()
+    };
+    for p in &parameters {
+        assert_eq!(p["in"], "query", "{p}");
+        assert_eq!(p["required"], false, "{p}");
+    }
+    let limit = parameter("limit")["schema"].clone();
+    assert_eq!(limit["type"], "integer", "{limit}");
+    assert_eq!(limit["minimum"], 1);
+    assert_eq!(limit["maximum"], TaskQuery::MAX_LIMIT);
+    let sorts: Vec<String> = serde_json::from_value(parameter("sort")["schema"]["enum"].clone())
+        .expect("sort is an enum");
+    assert_eq!(sorts.len(), 8);
+    for sort in &sorts {
+        assert!(TaskSort::parse(sort).is_some(), "{sort}");
+    }
+    assert!(sorts.contains(&TaskSort::default().as_string()));
+    for date in ["dueBefore", "dueAfter"] {
+        assert_eq!(parameter(date)["schema"]["format"], "date-time", "{date}");
+        assert!(
+            parameter(date)["description"].is_string()
+                || parameter(date)["schema"]["description"].is_string()
+        );
+    }
+    assert_eq!(
+        parameter("status")["schema"],
+        json!({"$ref": "#/components/schemas/TaskStatus"})
+    );
+    assert_eq!(
+        schemas_of["TaskStatus"]["enum"],
+        json!(["todo", "in_progress", "done"])
+    );
+    assert_eq!(
+        schemas_of["TaskPriority"]["enum"],
+        json!(["low", "medium", "high", "urgent"])
+    );
+}
