@@ -4,6 +4,7 @@
 //! anything else does.
 
 mod deny;
+mod schemathesis;
 mod services;
 mod tidy;
 
@@ -48,7 +49,13 @@ COMMANDS:
               8. api-on-memory
                             the API tests again on the in-memory adapters
                             (TASKFLOW_API_BACKEND=memory)
+              9. schemathesis
+                            the served OpenAPI document against the server,
+                            on the in-memory adapters and on PostgreSQL and
+                            Redis (see SCHEMATHESIS)
             Without cargo-nextest, 6 and 7 are one `cargo test --workspace`.
+    schemathesis
+            Only step 9 (with the services it needs).
     dev [ARGS...]
             Run the server (cargo run -p server -- ARGS...) against PostgreSQL
             (database `taskflow_dev`, created with psql when missing) and
@@ -60,6 +67,18 @@ COMMANDS:
             no web, database, runtime, serialization or crypto crate, and
             `api-http` depends on no adapter crate.
     help    Print this message.
+
+SCHEMATHESIS:
+    Installs schemathesis (pinned) into target/schemathesis-venv when missing
+    (needs python3 with its venv module, and PyPI), builds the server (debug),
+    and runs it twice on a free port: in memory, and on PostgreSQL (a fresh
+    database, dropped afterwards) and Redis (a key prefix of its own). Each
+    time it registers a user, then runs
+      schemathesis --config-file xtask/schemathesis.toml run <URL of the
+        served document> --checks all --phases examples,coverage,fuzzing,
+        stateful --max-examples 100 --seed <seed>
+    (seed 1, or $TASKFLOW_SCHEMATHESIS_SEED). Any finding fails the step.
+    Reports and server logs are in target/schemathesis/.
 
 SERVICES:
     Each of PostgreSQL and Redis comes from the first of:
@@ -91,6 +110,8 @@ fn main() -> ExitCode {
         }
         ["test"] => Workspace::locate().and_then(|ws| ws.test()),
         ["tidy"] => Workspace::locate().and_then(|ws| ws.run_steps(&[Step::tidy()])),
+        ["schemathesis"] => Workspace::locate()
+            .and_then(|ws| ws.run_steps(&[Step::services(), Step::schemathesis()])),
         ["dev", server_args @ ..] => Workspace::locate().and_then(|ws| ws.dev(server_args)),
         ["db", subcommand] if DB_SUBCOMMANDS.contains(subcommand) => {
             Workspace::locate().and_then(|ws| ws.db(subcommand))
@@ -151,6 +172,8 @@ enum Action {
     Tidy,
     /// Find or start PostgreSQL and Redis; the later steps get their URLs.
     Services,
+    /// schemathesis against the server, on both adapter sets.
+    Schemathesis,
 }
 
 #[derive(Debug)]
@@ -190,6 +213,14 @@ impl Step {
         }
     }
 
+    fn schemathesis() -> Step {
+        Step {
+            name: "schemathesis",
+            action: Action::Schemathesis,
+            env: &[],
+        }
+    }
+
     fn describe(&self) -> String {
         match &self.action {
             Action::Cargo(args) => {
@@ -198,6 +229,10 @@ impl Step {
             }
             Action::Tidy => "layering checks on `cargo tree`".to_owned(),
             Action::Services => "PostgreSQL and Redis for the tests".to_owned(),
+            Action::Schemathesis => format!(
+                "schemathesis {} against the server, in memory and on PostgreSQL + Redis",
+                schemathesis::VERSION
+            ),
         }
     }
 }
@@ -317,6 +352,7 @@ impl Workspace {
             api.retain(|a| *a != "--workspace");
             api.extend(["-p", "server", "--test", "api"]);
             steps.push(Step::cargo("api-on-memory", &api).with_env(MEMORY_BACKEND));
+            steps.push(Step::schemathesis());
         } else {
             eprintln!("xtask: cargo-nextest is not installed; running the tests with `cargo test`");
             steps.push(Step::cargo("tests", &["test", "--workspace", "--locked"]));
@@ -327,6 +363,7 @@ impl Workspace {
                 )
                 .with_env(MEMORY_BACKEND),
             );
+            steps.push(Step::schemathesis());
         }
         self.run_steps(&steps)
     }
@@ -368,6 +405,14 @@ impl Workspace {
                 *services = Some(services::ensure_services().map_err(fail)?);
                 Ok(())
             }
+            Action::Schemathesis => {
+                let Some(services) = services.as_ref() else {
+                    return Err(fail(
+                        "no services: the `services` step must come first".into(),
+                    ));
+                };
+                self.schemathesis(services).map_err(fail)
+            }
             Action::Tidy => {
                 let mut broken = Vec::new();
                 for rule in TREE_RULES {
@@ -384,6 +429,38 @@ impl Workspace {
                     )))
                 }
             }
+        }
+    }
+
+    /// Installs schemathesis when missing, builds the server, and runs
+    /// schemathesis against it on each adapter set, both even when the
+    /// first fails.
+    fn schemathesis(&self, services: &Services) -> Result<(), String> {
+        let paths = schemathesis::Paths::new(&self.root);
+        let program = schemathesis::ensure_installed(&paths)?;
+        let build = ["build", "--locked", "-p", "server", "--bin", "taskflow"];
+        eprintln!("xtask: cargo {}", build.join(" "));
+        let status = self
+            .command(&build)
+            .status()
+            .map_err(|error| format!("could not run cargo build: {error}"))?;
+        if !status.success() {
+            return Err(format!("`cargo {}` exited with {status}", build.join(" ")));
+        }
+        let mut failed = Vec::new();
+        for backend in [
+            schemathesis::Backend::Memory,
+            schemathesis::Backend::Services,
+        ] {
+            if let Err(error) = schemathesis::run(&paths, &program, backend, services) {
+                eprintln!("\nxtask: {error}");
+                failed.push(error.lines().next().unwrap_or_default().to_owned());
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed.join("; "))
         }
     }
 

@@ -291,42 +291,19 @@ impl Services {
     /// with `psql`; returns its URL.
     pub fn ensure_database(&self, name: &str) -> Result<String, String> {
         let url = url::with_database(&self.database_url, name)?;
-        let bin_dir = self
-            .postgres
-            .as_ref()
-            .map(|server| server.bin_dir.as_path());
-        let Some(psql) = postgres::find_psql(bin_dir) else {
-            return Err(format!(
-                "cannot create the database `{name}`: psql is not installed \
-                 (apt-get install postgresql-client on Debian), or create it yourself"
-            ));
-        };
-        let run = |sql: &str| -> Result<String, String> {
-            let output = Command::new(&psql)
-                .args([self.database_url.as_str(), "-X", "-q", "-t", "-A"])
-                .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
-                .env("PGCONNECT_TIMEOUT", "10")
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|error| format!("could not run {}: {error}", psql.display()))?;
-            if output.status.success() {
-                Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-            } else {
-                Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
-            }
-        };
         let fail = |error: String| {
             format!(
                 "cannot create the database `{name}` on {}: {error}",
                 url::redact(&self.database_url)
             )
         };
-        let exists = run(&format!(
-            "SELECT 1 FROM pg_database WHERE datname = '{name}'"
-        ))
-        .map_err(fail)?;
+        let exists = self
+            .psql(&format!(
+                "SELECT 1 FROM pg_database WHERE datname = '{name}'"
+            ))
+            .map_err(fail)?;
         if exists != "1" {
-            match run(&format!("CREATE DATABASE \"{name}\"")) {
+            match self.psql(&format!("CREATE DATABASE \"{name}\"")) {
                 Ok(_) => eprintln!("xtask: created the database `{name}`"),
                 // Someone else was quicker.
                 Err(error) if error.contains("already exists") => {}
@@ -335,6 +312,66 @@ impl Services {
         }
         Ok(url)
     }
+
+    /// Drops database `name` (and the connections still on it), with `psql`.
+    pub fn drop_database(&self, name: &str) -> Result<(), String> {
+        self.psql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+            .map(drop)
+            .map_err(|error| {
+                format!(
+                    "cannot drop the database `{name}` on {}: {error}",
+                    url::redact(&self.database_url)
+                )
+            })
+    }
+
+    /// Runs one SQL command on the maintenance database with `psql`; its
+    /// output, or its error.
+    fn psql(&self, sql: &str) -> Result<String, String> {
+        let bin_dir = self
+            .postgres
+            .as_ref()
+            .map(|server| server.bin_dir.as_path());
+        let Some(psql) = postgres::find_psql(bin_dir) else {
+            return Err(
+                "psql is not installed (apt-get install postgresql-client on Debian); \
+                        or create the database yourself"
+                    .to_owned(),
+            );
+        };
+        let output = Command::new(&psql)
+            .args([self.database_url.as_str(), "-X", "-q", "-t", "-A"])
+            .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|error| format!("could not run {}: {error}", psql.display()))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+        }
+    }
+}
+
+/// `name` in `$PATH` or the usual system directories.
+pub fn find_program_on_path(name: &str) -> Option<PathBuf> {
+    sys::find_on_path(name)
+}
+
+/// A name no earlier run used: `<prefix>-<pid>-<nanoseconds>`.
+pub fn unique_name(prefix: &str) -> String {
+    sys::unique_name(prefix)
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> Result<u16, String> {
+    sys::free_port(&[])
+}
+
+/// The last `lines` lines of a file, for an error message.
+pub fn tail(path: &Path, lines: usize) -> String {
+    sys::tail(path, lines)
 }
 
 #[cfg(test)]
