@@ -76,7 +76,7 @@ SCHEMATHESIS:
     time it registers a user, then runs
       schemathesis --config-file xtask/schemathesis.toml run <URL of the
         served document> --checks all --phases examples,coverage,fuzzing,
-        stateful --max-examples 100 --seed <seed>
+        stateful --max-examples 200 --seed <seed>
     (seed 1, or $TASKFLOW_SCHEMATHESIS_SEED). Any finding fails the step.
     Reports and server logs are in target/schemathesis/.
 

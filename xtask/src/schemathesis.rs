@@ -31,7 +31,7 @@ pub const VERSION: &str = "4.32.5";
 /// Test cases per operation and phase (fuzzing, stateful): enough to find
 /// what the document and the server disagree on, few enough that a run
 /// takes a minute or two.
-pub const MAX_EXAMPLES: &str = "100";
+pub const MAX_EXAMPLES: &str = "200";
 
 /// The seed unless `TASKFLOW_SCHEMATHESIS_SEED` gives another: the step is
 /// a gate, so it runs the same cases every time (set the variable to explore).
