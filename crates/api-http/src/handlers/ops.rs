@@ -8,8 +8,8 @@ use crate::error::{ApiError, ErrorCode};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthStatus {
-    /// `ok`.
-    #[schema(example = "ok")]
+    /// Always `ok`.
+    #[schema(schema_with = ok)]
     pub status: &'static str,
 }
 
@@ -24,11 +24,38 @@ pub async fn health() -> Reply<HealthStatus> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
-    /// `ready` when every dependency answers.
-    #[schema(example = "ready")]
+    /// `ready` (every dependency answers; otherwise the answer is 503).
+    #[schema(schema_with = ready_status)]
     pub status: &'static str,
     /// Each dependency and `up` or `down`.
+    #[schema(schema_with = checks)]
     pub checks: std::collections::BTreeMap<&'static str, &'static str>,
+}
+
+fn constant(value: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some([value]))
+        .build()
+}
+
+fn ok() -> utoipa::openapi::Object {
+    constant("ok")
+}
+
+fn ready_status() -> utoipa::openapi::Object {
+    constant("ready")
+}
+
+fn checks() -> utoipa::openapi::Object {
+    let state = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["up", "down"]));
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .description(Some("Each dependency and `up` or `down`."))
+        .additional_properties(Some(state))
+        .build()
 }
 
 /// Readiness: every store answers. 503 names the ones that do not.

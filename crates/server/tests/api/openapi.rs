@@ -300,6 +300,17 @@ async fn the_document_states_the_rules_the_server_enforces() {
         assert!(task_required.contains(field), "TaskResponse.{field}");
     }
 
+    assert_eq!(property("HealthStatus", "status")["enum"], json!(["ok"]));
+    assert_eq!(property("Readiness", "status")["enum"], json!(["ready"]));
+    assert_eq!(
+        property("Readiness", "checks")["additionalProperties"]["enum"],
+        json!(["up", "down"])
+    );
+    assert_eq!(
+        property("UserResponse", "role")["enum"],
+        json!(["user", "admin"])
+    );
+
     // The list's query parameters.
     let parameters = doc["paths"]["/api/v1/tasks"]["get"]["parameters"]
         .as_array()
