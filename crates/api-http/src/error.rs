@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use domain::{
     AuthError, CreateTaskError, LoginError, PortError, RefreshError, RegisterError, TaskError,
@@ -20,6 +20,7 @@ use crate::envelope::{ErrorBody, ErrorEnvelope, Meta};
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     MalformedRequest,
+    RequestTimeout,
     Unauthenticated,
     InvalidCredentials,
     Forbidden,
@@ -38,6 +39,7 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -60,6 +62,7 @@ impl ErrorCode {
             403 => Self::Forbidden,
             404 => Self::NotFound,
             405 => Self::MethodNotAllowed,
+            408 => Self::RequestTimeout,
             409 => Self::Conflict,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
@@ -74,6 +77,7 @@ impl ErrorCode {
     fn default_message(self) -> &'static str {
         match self {
             Self::MalformedRequest => "The request could not be understood.",
+            Self::RequestTimeout => "The request took too long to arrive.",
             Self::Unauthenticated => "Authentication is required.",
             Self::InvalidCredentials => "Invalid e-mail or password.",
             Self::Forbidden => "You are not allowed to do this.",
@@ -98,6 +102,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: BTreeMap<String, Vec<String>>,
+    /// Seconds for the `Retry-After` header, when the client should retry.
+    pub retry_after: Option<u64>,
+    /// Close the connection after this response.
+    pub close: bool,
 }
 
 impl ApiError {
@@ -106,6 +114,8 @@ impl ApiError {
             code,
             message: message.into(),
             details: BTreeMap::new(),
+            retry_after: None,
+            close: false,
         }
     }
 
@@ -118,11 +128,28 @@ impl ApiError {
             code: ErrorCode::ValidationFailed,
             message: ErrorCode::ValidationFailed.default_message().to_owned(),
             details: errors.fields().clone(),
+            retry_after: None,
+            close: false,
         }
     }
 
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::MalformedRequest, message)
+    }
+
+    /// The body did not arrive within `timeout`. The connection is closed
+    /// with the response: the rest of the body is still on its way.
+    pub fn body_timeout(timeout: std::time::Duration) -> Self {
+        Self {
+            close: true,
+            ..Self::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "The request body did not arrive within {} s.",
+                    timeout.as_secs_f64()
+                ),
+            )
+        }
     }
 
     /// A failed dependency: logged here with its cause chain, reported to
@@ -134,11 +161,39 @@ impl ApiError {
                 tracing::warn!(dependency = what, "{line}");
                 Self::code(ErrorCode::ServiceUnavailable)
             }
+            // Load shedding, by design: the request summary line records
+            // the 503; one more line per shed request would only add noise
+            // under exactly the load that causes it.
+            PortError::Overloaded { what, retry_after } => {
+                tracing::debug!(dependency = what, "{line}");
+                let seconds = retry_after.as_secs().max(1);
+                Self {
+                    retry_after: Some(seconds),
+                    ..Self::new(
+                        ErrorCode::ServiceUnavailable,
+                        format!("The server is busy; retry after {seconds} s."),
+                    )
+                }
+            }
             PortError::Unexpected { what, .. } => {
                 tracing::error!(dependency = what, "{line}");
                 Self::code(ErrorCode::Internal)
             }
         }
+    }
+
+    /// The response for this error: `status`, the envelope with
+    /// `request_id`, `Retry-After` when set, and `Connection: close` when
+    /// the connection must end.
+    pub fn render(&self, status: StatusCode, request_id: &str) -> HttpResponse {
+        let mut response = HttpResponse::build(status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        if self.close {
+            response.force_close();
+        }
+        response.json(self.envelope(request_id))
     }
 
     /// The error envelope for this error.
@@ -173,7 +228,7 @@ impl ResponseError for ApiError {
     /// The envelope without a request id: the request-id middleware renders
     /// every error response again with it.
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.envelope(""))
+        self.render(self.status_code(), "")
     }
 }
 
@@ -302,6 +357,7 @@ mod tests {
     fn every_code_maps_back_from_its_status() {
         for code in [
             ErrorCode::MalformedRequest,
+            ErrorCode::RequestTimeout,
             ErrorCode::Unauthenticated,
             ErrorCode::Forbidden,
             ErrorCode::NotFound,

@@ -3,11 +3,12 @@
 
 use std::time::Instant;
 
+use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse};
 use tracing::{Instrument, field};
 
 use crate::error::{ApiError, ErrorCode};
@@ -70,13 +71,15 @@ pub async fn request_context(
                 .as_error::<ApiError>()
                 .cloned()
                 .unwrap_or_else(|| ApiError::code(ErrorCode::for_status(status)));
-            let mut rendered = HttpResponse::build(status).json(api.envelope(&request_id.0));
+            let mut rendered = api.render(status, &request_id.0);
             if let Ok(value) = HeaderValue::from_str(&request_id.0) {
                 rendered.headers_mut().insert(REQUEST_ID_HEADER, value);
             }
-            span.in_scope(
-                || tracing::error!(status = status.as_u16(), error = %error, "request failed"),
-            );
+            let status = status.as_u16();
+            span.in_scope(|| match status {
+                500.. => tracing::error!(status, error = %error, "request failed"),
+                _ => tracing::warn!(status, error = %error, "request failed"),
+            });
             return Err(actix_web::error::InternalError::from_response(api, rendered).into());
         }
     };
@@ -87,10 +90,12 @@ pub async fn request_context(
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let _entered = span.enter();
-    if status >= 500 {
-        tracing::error!(status, latency_ms, "request finished");
-    } else {
-        tracing::info!(status, latency_ms, "request finished");
+    // A client's mistake (4xx) is not the server's; an unavailable store or
+    // shed load (503) is worth a warning; only other 5xx are errors.
+    match status {
+        503 => tracing::warn!(status, latency_ms, "request finished"),
+        500.. => tracing::error!(status, latency_ms, "request finished"),
+        _ => tracing::info!(status, latency_ms, "request finished"),
     }
     Ok(response)
 }
@@ -109,10 +114,15 @@ fn render_error(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespo
         .and_then(|e| e.as_error::<ApiError>())
         .cloned()
         .unwrap_or_else(|| ApiError::code(ErrorCode::for_status(status)));
-    let allow = res.headers().get(header::ALLOW).cloned();
-    let mut rendered = HttpResponse::build(status).json(api.envelope(request_id));
-    if let Some(allow) = allow {
-        rendered.headers_mut().insert(header::ALLOW, allow);
+    let mut rendered = api.render(status, request_id);
+    // What tells the client what to do next survives the re-rendering.
+    if let Some(allow) = res.headers().get(header::ALLOW) {
+        rendered.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    if res.response().head().connection_type() == ConnectionType::Close {
+        rendered
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
     }
     res.into_response(rendered)
 }

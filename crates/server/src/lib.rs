@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use adapters_auth::{Argon2Hasher, JwtTokens};
+use adapters_auth::{Argon2Hasher, HashLimits, JwtTokens};
 use adapters_memory::{MemorySessionStore, MemoryStore};
 use adapters_postgres::{PgOptions, PgStore};
 use adapters_redis::RedisSessionStore;
@@ -91,7 +91,7 @@ impl Application {
     /// for each), applies pending migrations, binds the listener (port 0
     /// picks a free one) and builds the server.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        Self::build_with_hasher(config, production_hasher().await?).await
+        Self::build_with_hasher(config, production_hasher(config).await?).await
     }
 
     /// As [`Application::build`], with another password hasher (tests use
@@ -218,12 +218,24 @@ where
     }
 }
 
-/// The OWASP-parameter hasher; building it hashes once (its dummy hash), so
-/// it is built off the async threads.
-pub async fn production_hasher() -> Result<Argon2Hasher, StartupError> {
-    tokio::task::spawn_blocking(Argon2Hasher::new)
+/// The hashing limits the configuration asks for.
+pub fn hash_limits(config: &Config) -> HashLimits {
+    let mut limits = match config.password_hash_concurrency {
+        Some(n) => HashLimits::new(n),
+        None => HashLimits::per_core(),
+    };
+    limits.queue_timeout = config.password_hash_queue_timeout;
+    limits
+}
+
+/// The OWASP-parameter hasher with the configured limits; building it
+/// hashes once (its dummy hash), so it is built off the async threads.
+pub async fn production_hasher(config: &Config) -> Result<Argon2Hasher, StartupError> {
+    let limits = hash_limits(config);
+    tokio::task::spawn_blocking(move || Argon2Hasher::with_limits(limits))
         .await
-        .map_err(|e| StartupError::Hasher(e.to_string()))
+        .map_err(|e| StartupError::Hasher(e.to_string()))?
+        .map_err(|e| StartupError::Hasher(domain::error::describe(&e)))
 }
 
 /// The use cases on the given stores, with the configuration's tokens and
@@ -259,9 +271,11 @@ fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let app = web::Data::new(app);
+    let body_timeout = api_http::extract::BodyTimeout(config.request_body_timeout);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(api_http::request_context))
+            .app_data(body_timeout)
             .configure(api_http::configure(app.clone()))
     })
     // Signals are handled in `main`, which logs them and stops gracefully.

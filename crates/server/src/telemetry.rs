@@ -1,8 +1,14 @@
 //! Logging: one subscriber for the process, JSON or pretty, with the
 //! request span's fields (request id, route, user id) on every line.
 
+use std::fmt::Write as _;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
@@ -21,8 +27,58 @@ where
             .json()
             .with_current_span(true)
             .with_span_list(false)
+            .finish()
+            .with(ConnectionErrorsAsWarnings)
             .try_init(),
-        LogFormat::Pretty => builder.with_target(false).try_init(),
+        LogFormat::Pretty => builder
+            .with_target(false)
+            .finish()
+            .with(ConnectionErrorsAsWarnings)
+            .try_init(),
     }
     .map_err(|e| e.to_string())
+}
+
+/// Where actix-http's HTTP/1 connection handling logs.
+const ACTIX_H1: &str = "actix_http::h1";
+
+/// actix-http logs what goes wrong on a connection at ERROR: a malformed
+/// request line or header, a body cut short, a client too slow to send its
+/// head. Those are the client's mistakes or the network's, not the
+/// server's: this layer drops each such event and logs its message again
+/// at WARN (target `taskflow::http`), so ERROR stays for what an operator
+/// must look at. The message is actix's description of the error, never
+/// the bytes the client sent.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionErrorsAsWarnings;
+
+impl<S: Subscriber> Layer<S> for ConnectionErrorsAsWarnings {
+    fn event_enabled(&self, event: &Event<'_>, _: Context<'_, S>) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != Level::ERROR || !meta.target().starts_with(ACTIX_H1) {
+            return true;
+        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        tracing::warn!(target: "taskflow::http", "HTTP connection error: {}", message.0);
+        false
+    }
+}
+
+/// The `message` field of an event.
+#[derive(Debug, Default)]
+struct Message(String);
+
+impl Visit for Message {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.push_str(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
 }
