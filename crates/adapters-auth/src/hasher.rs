@@ -216,10 +216,8 @@ impl Argon2Hasher {
             // Held until the work is done, even if the caller is gone: the
             // slot bounds the work running, not the callers waiting.
             let _permit = permit;
-            let mut memory = inner.take_memory();
-            let outcome = work(&inner, &mut memory);
-            inner.put_memory(memory);
-            outcome
+            let mut memory = Lease::take(&inner);
+            work(&inner, &mut memory.blocks)
         })
         .await
         .map_err(failed)?
@@ -282,7 +280,14 @@ impl Inner {
         })
     }
 
-    fn put_memory(&self, memory: Vec<Block>) {
+    /// Back to the pool, at the size our own parameters need: a memory
+    /// grown for an old hash with a larger memory cost is not kept grown.
+    fn put_memory(&self, mut memory: Vec<Block>) {
+        let blocks = self.argon2.params().block_count();
+        if memory.len() > blocks {
+            memory.truncate(blocks);
+            memory.shrink_to_fit();
+        }
         let mut pool = self.memories.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < self.limits.concurrency.get() {
             pool.push(memory);
@@ -365,6 +370,32 @@ fn failed(e: impl Into<domain::BoxError>) -> PortError {
     PortError::unexpected(WHAT, e)
 }
 
+/// A working memory on loan from the pool; it goes back when dropped, also
+/// when the work panics.
+struct Lease<'a> {
+    inner: &'a Inner,
+    blocks: Vec<Block>,
+}
+
+impl<'a> Lease<'a> {
+    fn take(inner: &'a Inner) -> Self {
+        Self {
+            inner,
+            blocks: inner.take_memory(),
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.inner.put_memory(std::mem::take(&mut self.blocks));
+    }
+}
+
+/// The largest memory cost a stored hash may ask for, in KiB (256 MiB):
+/// far above any sensible setting, and refused rather than allocated.
+const MAX_M_KIB: u32 = 256 * 1024;
+
 /// One argon2 computation in `memory`, grown first if these parameters
 /// need more blocks than it has.
 fn run(
@@ -374,8 +405,18 @@ fn run(
     out: &mut [u8],
     memory: &mut Vec<Block>,
 ) -> Result<(), PortError> {
-    let blocks = argon2.params().block_count();
+    let params = argon2.params();
+    if params.m_cost() > MAX_M_KIB {
+        return Err(failed(format!(
+            "memory cost {} KiB is over the limit of {MAX_M_KIB} KiB",
+            params.m_cost()
+        )));
+    }
+    let blocks = params.block_count();
     if memory.len() < blocks {
+        memory
+            .try_reserve_exact(blocks - memory.len())
+            .map_err(failed)?;
         memory.resize(blocks, Block::new());
     }
     argon2
@@ -585,6 +626,34 @@ mod tests {
         }
         let allocated = hasher.allocated_memories();
         assert!((1..=2).contains(&allocated), "{allocated} working memories");
+    }
+
+    #[tokio::test]
+    async fn memory_grown_for_a_costlier_stored_hash_is_not_kept() {
+        let hasher = limited(1, Duration::from_secs(30), 10);
+        let costly = Argon2Hasher::with_params(64, 1, 1).expect("valid params");
+        let stored = costly.hash(pw("correct horse")).await.expect("hash");
+        assert!(
+            hasher
+                .verify(pw("correct horse"), Some(stored))
+                .await
+                .expect("verify")
+        );
+        let pool = hasher.inner.memories.lock().expect("pool");
+        let sizes: Vec<usize> = pool.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [hasher.inner.argon2.params().block_count()]);
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_asking_for_too_much_memory_is_refused() {
+        let stored = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0$\
+                      aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGg";
+        let err = cheap()
+            .verify(pw("x"), Some(PasswordHash::new(stored.to_owned())))
+            .await
+            .expect_err("4 GiB is refused");
+        let line = domain::error::describe(&err);
+        assert!(line.contains("over the limit"), "{line}");
     }
 
     #[tokio::test]
