@@ -6,10 +6,7 @@ use std::fmt;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use domain::{
-    AuthError, CreateTaskError, LoginError, PortError, RefreshError, RegisterError, TaskError,
-    UpdateTaskError, ValidationErrors,
-};
+use domain::{DomainError, ErrorKind, PortError, ValidationErrors};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -166,7 +163,10 @@ impl ApiError {
             // under exactly the load that causes it.
             PortError::Overloaded { what, retry_after } => {
                 tracing::debug!(dependency = what, "{line}");
-                let seconds = retry_after.as_secs().max(1);
+                // Whole seconds, rounded up: retrying early only meets the
+                // same refusal.
+                let seconds =
+                    (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
                 Self {
                     retry_after: Some(seconds),
                     ..Self::new(
@@ -232,89 +232,28 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<PortError> for ApiError {
-    fn from(e: PortError) -> Self {
-        Self::port(&e)
+/// Every use case's error, by its kind: the one mapping from the domain's
+/// failures to HTTP. The message is the error's own (written for people),
+/// except for port failures, whose details stay in the logs.
+impl<E: DomainError> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let code = match e.kind() {
+            ErrorKind::Invalid(errors) => return Self::validation(errors),
+            ErrorKind::Port(port) => return Self::port(port),
+            ErrorKind::Unauthenticated => ErrorCode::Unauthenticated,
+            ErrorKind::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ErrorKind::Forbidden => ErrorCode::Forbidden,
+            ErrorKind::NotFound => ErrorCode::NotFound,
+            ErrorKind::Conflict => ErrorCode::Conflict,
+        };
+        Self::new(code, e.to_string())
     }
 }
 
-impl From<RegisterError> for ApiError {
-    fn from(e: RegisterError) -> Self {
-        match e {
-            RegisterError::Invalid(errors) => Self::validation(&errors),
-            RegisterError::EmailTaken => Self::new(
-                ErrorCode::Conflict,
-                "This e-mail address is already registered.",
-            ),
-            RegisterError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<LoginError> for ApiError {
-    fn from(e: LoginError) -> Self {
-        match e {
-            LoginError::InvalidCredentials => Self::code(ErrorCode::InvalidCredentials),
-            LoginError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<RefreshError> for ApiError {
-    fn from(e: RefreshError) -> Self {
-        match e {
-            RefreshError::InvalidToken => Self::new(
-                ErrorCode::Unauthenticated,
-                "The refresh token is invalid, expired or already used.",
-            ),
-            RefreshError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Unauthenticated => Self::new(
-                ErrorCode::Unauthenticated,
-                "A valid access token is required (Authorization: Bearer <token>).",
-            ),
-            AuthError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<CreateTaskError> for ApiError {
-    fn from(e: CreateTaskError) -> Self {
-        match e {
-            CreateTaskError::Invalid(errors) => Self::validation(&errors),
-            CreateTaskError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<TaskError> for ApiError {
-    fn from(e: TaskError) -> Self {
-        match e {
-            TaskError::NotFound => Self::new(ErrorCode::NotFound, "No such task."),
-            TaskError::Invalid(errors) => Self::validation(&errors),
-            TaskError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<UpdateTaskError> for ApiError {
-    fn from(e: UpdateTaskError) -> Self {
-        match e {
-            UpdateTaskError::NotFound => Self::new(ErrorCode::NotFound, "No such task."),
-            UpdateTaskError::Invalid(errors) => Self::validation(&errors),
-            UpdateTaskError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<garde::Report> for ApiError {
-    fn from(report: garde::Report) -> Self {
+impl ApiError {
+    /// A body that breaks a DTO's garde rules: 422 with each field (in the
+    /// camelCase clients use) and its messages.
+    pub fn from_report(report: garde::Report) -> Self {
         let mut errors = ValidationErrors::new();
         for (path, error) in report.iter() {
             let field = camel_case(&path.to_string());
@@ -351,6 +290,83 @@ mod tests {
     fn field_names_become_camel_case() {
         assert_eq!(camel_case("due_date"), "dueDate");
         assert_eq!(camel_case("title"), "title");
+    }
+
+    /// A use-case error of every kind.
+    #[derive(Debug, thiserror::Error)]
+    enum Sample {
+        #[error("invalid")]
+        Invalid(ValidationErrors),
+        #[error("Who are you?")]
+        Unauthenticated,
+        #[error("Wrong password.")]
+        InvalidCredentials,
+        #[error("Not yours.")]
+        Forbidden,
+        #[error("No such thing.")]
+        NotFound,
+        #[error("Already there.")]
+        Conflict,
+        #[error("secret internals")]
+        Port(PortError),
+    }
+
+    impl DomainError for Sample {
+        fn kind(&self) -> ErrorKind<'_> {
+            match self {
+                Self::Invalid(errors) => ErrorKind::Invalid(errors),
+                Self::Unauthenticated => ErrorKind::Unauthenticated,
+                Self::InvalidCredentials => ErrorKind::InvalidCredentials,
+                Self::Forbidden => ErrorKind::Forbidden,
+                Self::NotFound => ErrorKind::NotFound,
+                Self::Conflict => ErrorKind::Conflict,
+                Self::Port(e) => ErrorKind::Port(e),
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_maps_to_its_code_with_the_errors_own_message() {
+        for (error, code, message) in [
+            (
+                Sample::Unauthenticated,
+                ErrorCode::Unauthenticated,
+                "Who are you?",
+            ),
+            (
+                Sample::InvalidCredentials,
+                ErrorCode::InvalidCredentials,
+                "Wrong password.",
+            ),
+            (Sample::Forbidden, ErrorCode::Forbidden, "Not yours."),
+            (Sample::NotFound, ErrorCode::NotFound, "No such thing."),
+            (Sample::Conflict, ErrorCode::Conflict, "Already there."),
+        ] {
+            let api = ApiError::from(error);
+            assert_eq!((api.code, api.message.as_str()), (code, message));
+        }
+        let api = ApiError::from(Sample::Invalid(ValidationErrors::single(
+            "title", "too long",
+        )));
+        assert_eq!(api.code, ErrorCode::ValidationFailed);
+        assert_eq!(api.details["title"], ["too long"]);
+    }
+
+    #[test]
+    fn port_failures_disclose_nothing() {
+        let unavailable = PortError::unavailable("database", "connection refused at 10.0.0.5");
+        let api = ApiError::from(Sample::Port(unavailable));
+        assert_eq!(api.code, ErrorCode::ServiceUnavailable);
+        assert!(!api.message.contains("10.0.0.5") && !api.message.contains("secret"));
+        let overloaded =
+            PortError::overloaded("password hasher", std::time::Duration::from_millis(1500));
+        let api = ApiError::from(overloaded);
+        assert_eq!(api.code, ErrorCode::ServiceUnavailable);
+        assert_eq!(api.retry_after, Some(2), "rounded up");
+        let unexpected = PortError::unexpected("database", "syntax error at or near SELECT");
+        let api = ApiError::from(unexpected);
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains("SELECT"));
     }
 
     #[test]

@@ -75,7 +75,7 @@ where
                 }
             })?;
             let value = parse_json::<T>(&bytes)?;
-            value.validate()?;
+            value.validate().map_err(ApiError::from_report)?;
             Ok(Body(value))
         })
     }

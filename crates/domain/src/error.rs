@@ -62,6 +62,40 @@ impl PortError {
     }
 }
 
+/// What kind of failure a domain error is: all the HTTP layer needs to
+/// map any use case's error (one mapping per kind, not one per enum). The
+/// error's `Display` is its message for people; a [`PortError`]'s is for
+/// logs only.
+#[derive(Debug, Clone, Copy)]
+pub enum ErrorKind<'a> {
+    /// The input breaks a rule: each field with its messages.
+    Invalid(&'a ValidationErrors),
+    /// No valid credentials: a token missing, invalid or expired, or its
+    /// session ended.
+    Unauthenticated,
+    /// An e-mail and password that match no account.
+    InvalidCredentials,
+    /// Authenticated, but not allowed to do this.
+    Forbidden,
+    /// No such thing, or not one the caller may know of.
+    NotFound,
+    /// At odds with the current state (e.g. an e-mail already registered).
+    Conflict,
+    /// A port failed: unavailable, overloaded or unexpected.
+    Port(&'a PortError),
+}
+
+/// Every error a use case returns says what kind it is.
+pub trait DomainError: std::error::Error {
+    fn kind(&self) -> ErrorKind<'_>;
+}
+
+impl DomainError for PortError {
+    fn kind(&self) -> ErrorKind<'_> {
+        ErrorKind::Port(self)
+    }
+}
+
 /// `error` and every cause under it, as one line: `a: b: c`.
 pub fn describe(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();

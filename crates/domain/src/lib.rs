@@ -3,7 +3,8 @@
 //!
 //! This crate knows nothing of HTTP, JSON, SQL, Redis, async runtimes or
 //! cryptography. Adapters translate their own failures into [`PortError`];
-//! the HTTP layer maps the per-use-case error enums to status codes.
+//! every use case's error says its [`ErrorKind`], which the HTTP layer
+//! maps to status codes.
 
 pub mod auth;
 #[cfg(feature = "contract")]
@@ -17,7 +18,7 @@ pub mod user;
 pub use auth::{
     AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash,
 };
-pub use error::{BoxError, PortError, ValidationErrors};
+pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
 pub use ports::{
     AccessTokens, Clock, PasswordHasher, Ports, Repository, SessionStore, Store, SystemClock,
     Transaction,

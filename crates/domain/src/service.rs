@@ -4,7 +4,7 @@
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId};
-use crate::error::{PortError, ValidationErrors};
+use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::ports::{
     AccessTokens, Clock, InsertUserError, PasswordHasher, Ports, Repository, SessionStore, Store,
     Transaction,
@@ -64,38 +64,80 @@ pub struct RegisterInput {
     pub name: String,
 }
 
+// Each error's `Display` is its message for people; its kind
+// (`DomainError::kind`) is what the HTTP layer maps.
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
     #[error("invalid registration: {0}")]
     Invalid(ValidationErrors),
-    #[error("e-mail address already registered")]
+    #[error("This e-mail address is already registered.")]
     EmailTaken,
     #[error(transparent)]
     Port(#[from] PortError),
 }
 
+impl DomainError for RegisterError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::Invalid(errors) => ErrorKind::Invalid(errors),
+            Self::EmailTaken => ErrorKind::Conflict,
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
-    #[error("invalid e-mail or password")]
+    #[error("Invalid e-mail or password.")]
     InvalidCredentials,
     #[error(transparent)]
     Port(#[from] PortError),
 }
 
+impl DomainError for LoginError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::InvalidCredentials => ErrorKind::InvalidCredentials,
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
-    #[error("refresh token is invalid, expired or already used")]
+    #[error("The refresh token is invalid, expired or already used.")]
     InvalidToken,
     #[error(transparent)]
     Port(#[from] PortError),
 }
 
+impl DomainError for RefreshError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::InvalidToken => ErrorKind::Unauthenticated,
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing, invalid or expired access token, or ended session")]
+    #[error(
+        "A valid access token is required: this one is missing, invalid or expired, or its session has ended."
+    )]
     Unauthenticated,
     #[error(transparent)]
     Port(#[from] PortError),
+}
+
+impl DomainError for AuthError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::Unauthenticated => ErrorKind::Unauthenticated,
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,10 +148,19 @@ pub enum CreateTaskError {
     Port(#[from] PortError),
 }
 
+impl DomainError for CreateTaskError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::Invalid(errors) => ErrorKind::Invalid(errors),
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
+}
+
 /// Reading or deleting one task, and listing.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("task not found")]
+    #[error("No such task.")]
     NotFound,
     #[error("invalid query: {0}")]
     Invalid(ValidationErrors),
@@ -117,14 +168,34 @@ pub enum TaskError {
     Port(#[from] PortError),
 }
 
+impl DomainError for TaskError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::NotFound => ErrorKind::NotFound,
+            Self::Invalid(errors) => ErrorKind::Invalid(errors),
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateTaskError {
-    #[error("task not found")]
+    #[error("No such task.")]
     NotFound,
     #[error("invalid change: {0}")]
     Invalid(ValidationErrors),
     #[error(transparent)]
     Port(#[from] PortError),
+}
+
+impl DomainError for UpdateTaskError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::NotFound => ErrorKind::NotFound,
+            Self::Invalid(errors) => ErrorKind::Invalid(errors),
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
 }
 
 /// A successful login or refresh.
