@@ -105,40 +105,35 @@ impl Application {
                 "no JWT_SECRET: using the development secret; set JWT_SECRET outside development"
             );
         }
-        let store = match &config.database_url {
-            Some(url) => Some(connect_database(url.expose(), config).await?),
-            None => {
+        match (&config.database_url, &config.redis_url) {
+            (Some(database_url), Some(redis_url)) => {
+                let store = connect_database(database_url.expose(), config).await?;
+                let sessions = connect_redis(redis_url.expose(), config).await?;
+                serve::<ServicePorts>(store, sessions, hasher, config)
+            }
+            (None, None) => {
                 tracing::warn!(
-                    "no DATABASE_URL: using the in-memory store; data will not persist across restarts"
+                    "no DATABASE_URL nor REDIS_URL: everything is kept in memory; data and sessions end with the process and are not shared between instances"
                 );
-                None
+                serve::<MemoryPorts>(
+                    MemoryStore::new(),
+                    MemorySessionStore::default(),
+                    hasher,
+                    config,
+                )
             }
-        };
-        let sessions = match &config.redis_url {
-            Some(url) => Some(connect_redis(url.expose(), config).await?),
-            None => {
-                tracing::warn!(
-                    "no REDIS_URL: sessions are kept in memory; they end on restart and are not shared between instances"
-                );
-                None
-            }
-        };
-        match (store, sessions) {
-            (Some(store), Some(sessions)) => {
-                serve::<Adapters<_, _>>(store, sessions, hasher, config)
-            }
-            (Some(store), None) => {
-                serve::<Adapters<_, _>>(store, MemorySessionStore::default(), hasher, config)
-            }
-            (None, Some(sessions)) => {
-                serve::<Adapters<_, _>>(MemoryStore::new(), sessions, hasher, config)
-            }
-            (None, None) => serve::<MemoryPorts>(
-                MemoryStore::new(),
-                MemorySessionStore::default(),
-                hasher,
-                config,
-            ),
+            // One of each would be a third adapter set to compile, test and
+            // support, for a deployment that is neither zero-setup nor real.
+            (Some(_), None) => Err(ConfigError::new(
+                "REDIS_URL",
+                "is required with DATABASE_URL (set both, or neither for the in-memory server)",
+            )
+            .into()),
+            (None, Some(_)) => Err(ConfigError::new(
+                "DATABASE_URL",
+                "is required with REDIS_URL (set both, or neither for the in-memory server)",
+            )
+            .into()),
         }
     }
 

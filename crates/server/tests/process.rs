@@ -59,6 +59,26 @@ fn production_needs_both_stores_and_says_which_is_missing() {
 }
 
 #[test]
+fn one_store_without_the_other_is_refused_naming_the_missing_one() {
+    for (given, value, missing) in [
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/taskflow",
+            "REDIS_URL",
+        ),
+        ("REDIS_URL", "redis://127.0.0.1:1", "DATABASE_URL"),
+    ] {
+        let out = taskflow(&[("LOG_LEVEL", "off"), (given, value)])
+            .output()
+            .expect("run taskflow");
+        assert!(!out.status.success(), "{given} alone");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(missing), "{given} alone: {stderr}");
+    }
+}
+
+#[test]
 fn an_unreachable_database_fails_start_up_after_a_bounded_wait() {
     let secret = "p".repeat(32);
     let started = Instant::now();
