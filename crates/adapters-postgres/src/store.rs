@@ -11,8 +11,8 @@ use diesel_async::{
 };
 use domain::ports::InsertUserError;
 use domain::{
-    Cursor, CursorKey, Email, PortError, Repository, SortKey, Store, Task, TaskId, TaskQuery,
-    Transaction, User, UserId,
+    Cursor, CursorKey, Email, PortError, SortKey, Store, Task, TaskId, TaskQuery, Tasks,
+    Transaction, User, UserId, Users,
 };
 
 use crate::error::{self, from_diesel, from_pool};
@@ -237,7 +237,7 @@ impl Transaction for PgHandle {
     }
 }
 
-impl Repository for PgHandle {
+impl Users for PgHandle {
     async fn insert_user(&mut self, user: &User) -> Result<(), InsertUserError> {
         diesel::insert_into(users::table)
             .values(UserRow::from(user))
@@ -271,7 +271,9 @@ impl Repository for PgHandle {
             .await;
         decode(row)
     }
+}
 
+impl Tasks for PgHandle {
     async fn insert_task(&mut self, task: &Task) -> Result<(), PortError> {
         diesel::insert_into(tasks::table)
             .values(TaskRow::from(task))
@@ -282,17 +284,29 @@ impl Repository for PgHandle {
     }
 
     async fn task(&mut self, owner: UserId, id: TaskId) -> Result<Option<Task>, PortError> {
-        let query = tasks::table
+        let row = tasks::table
             .filter(tasks::id.eq(id.0))
             .filter(tasks::owner_id.eq(owner.0))
-            .select(TaskRow::as_select());
-        let row = if self.in_transaction {
-            // Locked until the transaction ends: concurrent read-modify-write
-            // cycles queue instead of losing updates.
-            query.for_update().first(self.conn()).await
-        } else {
-            query.first(self.conn()).await
-        };
+            .select(TaskRow::as_select())
+            .first(self.conn())
+            .await;
+        decode(row)
+    }
+
+    async fn task_for_update(
+        &mut self,
+        owner: UserId,
+        id: TaskId,
+    ) -> Result<Option<Task>, PortError> {
+        // Locked until the transaction ends: concurrent read-modify-write
+        // cycles queue instead of losing updates.
+        let row = tasks::table
+            .filter(tasks::id.eq(id.0))
+            .filter(tasks::owner_id.eq(owner.0))
+            .select(TaskRow::as_select())
+            .for_update()
+            .first(self.conn())
+            .await;
         decode(row)
     }
 

@@ -20,8 +20,8 @@ pub use auth::{
 };
 pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
 pub use ports::{
-    AccessTokens, Clock, PasswordHasher, Ports, Repository, SessionStore, Store, SystemClock,
-    Transaction,
+    AccessTokens, Clock, PasswordHasher, Ports, SessionStore, Store, SystemClock, Tasks,
+    Transaction, Users,
 };
 pub use service::{
     AuthError, CreateTaskError, Health, LoginError, LoginOutcome, RefreshError, RegisterError,

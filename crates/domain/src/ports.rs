@@ -12,15 +12,19 @@ use crate::error::PortError;
 use crate::task::{Task, TaskId, TaskQuery};
 use crate::user::{Email, PasswordHash, PlainPassword, Role, User, UserId};
 
-/// The persistent store of users and tasks.
+/// The persistent store: one port per aggregate ([`Users`], [`Tasks`]),
+/// reached through a handle.
 ///
 /// `connection` gives a handle whose every call commits on its own;
-/// `begin` gives a [`Transaction`]: its writes become visible together at
-/// `commit`, and vanish if it is dropped uncommitted. A use case that writes
-/// more than one row uses a transaction.
+/// `begin` gives a [`Transaction`], the unit of work: its writes become
+/// visible to others together at `commit`, and vanish if it is dropped
+/// uncommitted. A use case that writes does all its writes through one
+/// transaction, so a change and what records it commit together or not at
+/// all. Reading through a connection while a transaction is open elsewhere
+/// never waits and sees only committed data.
 pub trait Store: Clone + Send + Sync + 'static {
-    type Connection: Repository;
-    type Transaction: Repository + Transaction;
+    type Connection: Users + Tasks;
+    type Transaction: Users + Tasks + Transaction;
 
     fn connection(&self) -> impl Future<Output = Result<Self::Connection, PortError>> + Send;
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction, PortError>> + Send;
@@ -41,11 +45,8 @@ pub enum InsertUserError {
     Port(#[from] PortError),
 }
 
-/// Reads and writes of users and tasks, on a connection or in a transaction.
-///
-/// Task methods always take the owner: a task is only ever reached through
-/// its owner, so another user's task is indistinguishable from a missing one.
-pub trait Repository: Send {
+/// The users aggregate.
+pub trait Users: Send {
     fn insert_user(
         &mut self,
         user: &User,
@@ -58,11 +59,26 @@ pub trait Repository: Send {
         &mut self,
         id: UserId,
     ) -> impl Future<Output = Result<Option<User>, PortError>> + Send;
+}
 
+/// The tasks aggregate.
+///
+/// Methods always take the owner: a task is only ever reached through its
+/// owner, so another user's task is indistinguishable from a missing one.
+/// Locking is explicit: only [`Tasks::task_for_update`] locks, and writes
+/// wait for a row another transaction has locked.
+pub trait Tasks: Send {
     fn insert_task(&mut self, task: &Task) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// The task, locked against concurrent writers until the transaction
-    /// ends when called in one.
+    /// The task as committed (or as this transaction left it); never waits.
     fn task(
+        &mut self,
+        owner: UserId,
+        id: TaskId,
+    ) -> impl Future<Output = Result<Option<Task>, PortError>> + Send;
+    /// The task, locked against other writers until this transaction ends
+    /// (waiting for one that holds it). Outside a transaction the lock ends
+    /// with the call, so read-modify-write cycles belong in a transaction.
+    fn task_for_update(
         &mut self,
         owner: UserId,
         id: TaskId,

@@ -6,8 +6,8 @@ use time::{Duration, OffsetDateTime};
 use crate::auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId};
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::ports::{
-    AccessTokens, Clock, InsertUserError, PasswordHasher, Ports, Repository, SessionStore, Store,
-    Transaction,
+    AccessTokens, Clock, InsertUserError, PasswordHasher, Ports, SessionStore, Store, Tasks,
+    Transaction, Users,
 };
 use crate::task::{NewTask, Page, Task, TaskId, TaskPatch, TaskQuery};
 use crate::user::{Email, PlainPassword, Role, User, UserId, UserName};
@@ -256,8 +256,16 @@ impl<P: Ports> TaskFlow<P> {
         let (Some(email), Some(password), Some(name)) = (email, password, name) else {
             return Err(RegisterError::Invalid(errors));
         };
-        let mut conn = self.store.connection().await?;
-        if conn.user_by_email(&email).await?.is_some() {
+        // Checked before the (slow) hash, so a taken address costs none;
+        // no connection is held while hashing.
+        let taken = self
+            .store
+            .connection()
+            .await?
+            .user_by_email(&email)
+            .await?
+            .is_some();
+        if taken {
             return Err(RegisterError::EmailTaken);
         }
         let user = User {
@@ -268,11 +276,15 @@ impl<P: Ports> TaskFlow<P> {
             password_hash: self.hasher.hash(password).await?,
             created_at: self.clock.now(),
         };
-        match conn.insert_user(&user).await {
-            Ok(()) => Ok(user),
-            Err(InsertUserError::EmailTaken) => Err(RegisterError::EmailTaken),
-            Err(InsertUserError::Port(e)) => Err(e.into()),
+        let mut tx = self.store.begin().await?;
+        match tx.insert_user(&user).await {
+            // Registered meanwhile by someone else: the store's rule holds.
+            Err(InsertUserError::EmailTaken) => return Err(RegisterError::EmailTaken),
+            Err(InsertUserError::Port(e)) => return Err(e.into()),
+            Ok(()) => {}
         }
+        tx.commit().await?;
+        Ok(user)
     }
 
     /// Checks the credentials and opens a session. An unknown e-mail and a
@@ -386,7 +398,9 @@ impl<P: Ports> TaskFlow<P> {
     ) -> Result<Task, CreateTaskError> {
         let task = Task::create(principal.user_id, input, self.clock.now())
             .map_err(CreateTaskError::Invalid)?;
-        self.store.connection().await?.insert_task(&task).await?;
+        let mut tx = self.store.begin().await?;
+        tx.insert_task(&task).await?;
+        tx.commit().await?;
         Ok(task)
     }
 
@@ -409,7 +423,7 @@ impl<P: Ports> TaskFlow<P> {
     ) -> Result<Task, UpdateTaskError> {
         let mut tx = self.store.begin().await?;
         let mut task = tx
-            .task(principal.user_id, id)
+            .task_for_update(principal.user_id, id)
             .await?
             .ok_or(UpdateTaskError::NotFound)?;
         let changed = task
@@ -425,17 +439,12 @@ impl<P: Ports> TaskFlow<P> {
     }
 
     pub async fn delete_task(&self, principal: Principal, id: TaskId) -> Result<(), TaskError> {
-        let deleted = self
-            .store
-            .connection()
-            .await?
-            .delete_task(principal.user_id, id)
-            .await?;
-        if deleted {
-            Ok(())
-        } else {
-            Err(TaskError::NotFound)
+        let mut tx = self.store.begin().await?;
+        if !tx.delete_task(principal.user_id, id).await? {
+            return Err(TaskError::NotFound);
         }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// One page of the caller's tasks.
