@@ -131,7 +131,10 @@ impl Shared {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         for id in ids {
             // Only the map's own reference left: nobody holds or waits.
-            if rows.get(&id).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            if rows
+                .get(&id)
+                .is_some_and(|lock| Arc::strong_count(lock) == 1)
+            {
                 rows.remove(&id);
             }
         }
@@ -308,7 +311,10 @@ impl Users for MemoryHandle {
     }
 
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, PortError> {
-        let own = self.tx.as_ref().and_then(|tx| tx.own_user(|u| u.email == *email));
+        let own = self
+            .tx
+            .as_ref()
+            .and_then(|tx| tx.own_user(|u| u.email == *email));
         Ok(own
             .cloned()
             .or_else(|| self.shared.state().user_by_email(email)))

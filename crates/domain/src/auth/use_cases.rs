@@ -1,61 +1,18 @@
-//! The use cases. [`TaskFlow`] is generic over [`Ports`]; only the
-//! composition root names concrete adapters.
+//! The auth context's use cases: registration, login, token refresh,
+//! logout, authentication of a request, the caller's account. Each error's
+//! `Display` is its message for people; its kind (`DomainError::kind`) is
+//! what the HTTP layer maps.
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
+use crate::app::TaskFlow;
 use crate::auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId};
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::ports::{
-    AccessTokens, Clock, InsertUserError, PasswordHasher, Ports, SessionStore, Store, Tasks,
-    Transaction, Users,
+    AccessTokens, Clock, InsertUserError, PasswordHasher, Ports, SessionStore, Store, Transaction,
+    Users,
 };
-use crate::task::{NewTask, Page, Task, TaskId, TaskPatch, TaskQuery};
 use crate::user::{Email, PlainPassword, Role, User, UserId, UserName};
-
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    /// How long a session lives without being refreshed.
-    pub refresh_token_ttl: Duration,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            refresh_token_ttl: Duration::days(30),
-        }
-    }
-}
-
-/// TaskFlow's use cases over one set of adapters.
-pub struct TaskFlow<P: Ports> {
-    store: P::Store,
-    sessions: P::Sessions,
-    hasher: P::Hasher,
-    tokens: P::Tokens,
-    clock: P::Clock,
-    settings: Settings,
-}
-
-impl<P: Ports> Clone for TaskFlow<P> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            sessions: self.sessions.clone(),
-            hasher: self.hasher.clone(),
-            tokens: self.tokens.clone(),
-            clock: self.clock.clone(),
-            settings: self.settings,
-        }
-    }
-}
-
-impl<P: Ports> std::fmt::Debug for TaskFlow<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TaskFlow")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
 
 #[derive(Debug)]
 pub struct RegisterInput {
@@ -63,9 +20,6 @@ pub struct RegisterInput {
     pub password: String,
     pub name: String,
 }
-
-// Each error's `Display` is its message for people; its kind
-// (`DomainError::kind`) is what the HTTP layer maps.
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegisterError {
@@ -140,64 +94,6 @@ impl DomainError for AuthError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CreateTaskError {
-    #[error("invalid task: {0}")]
-    Invalid(ValidationErrors),
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-impl DomainError for CreateTaskError {
-    fn kind(&self) -> ErrorKind<'_> {
-        match self {
-            Self::Invalid(errors) => ErrorKind::Invalid(errors),
-            Self::Port(e) => ErrorKind::Port(e),
-        }
-    }
-}
-
-/// Reading or deleting one task, and listing.
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    #[error("No such task.")]
-    NotFound,
-    #[error("invalid query: {0}")]
-    Invalid(ValidationErrors),
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-impl DomainError for TaskError {
-    fn kind(&self) -> ErrorKind<'_> {
-        match self {
-            Self::NotFound => ErrorKind::NotFound,
-            Self::Invalid(errors) => ErrorKind::Invalid(errors),
-            Self::Port(e) => ErrorKind::Port(e),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum UpdateTaskError {
-    #[error("No such task.")]
-    NotFound,
-    #[error("invalid change: {0}")]
-    Invalid(ValidationErrors),
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-impl DomainError for UpdateTaskError {
-    fn kind(&self) -> ErrorKind<'_> {
-        match self {
-            Self::NotFound => ErrorKind::NotFound,
-            Self::Invalid(errors) => ErrorKind::Invalid(errors),
-            Self::Port(e) => ErrorKind::Port(e),
-        }
-    }
-}
-
 /// A successful login or refresh.
 #[derive(Debug)]
 pub struct LoginOutcome {
@@ -206,47 +102,7 @@ pub struct LoginOutcome {
     pub user: User,
 }
 
-/// The state of each dependency, for readiness probes.
-#[derive(Debug)]
-pub struct Health {
-    pub checks: Vec<(&'static str, Result<(), PortError>)>,
-}
-
-impl Health {
-    pub fn is_ready(&self) -> bool {
-        self.checks.iter().all(|(_, r)| r.is_ok())
-    }
-}
-
 impl<P: Ports> TaskFlow<P> {
-    pub fn new(
-        store: P::Store,
-        sessions: P::Sessions,
-        hasher: P::Hasher,
-        tokens: P::Tokens,
-        clock: P::Clock,
-        settings: Settings,
-    ) -> Self {
-        Self {
-            store,
-            sessions,
-            hasher,
-            tokens,
-            clock,
-            settings,
-        }
-    }
-
-    pub fn store(&self) -> &P::Store {
-        &self.store
-    }
-
-    pub fn sessions(&self) -> &P::Sessions {
-        &self.sessions
-    }
-
-    // ---- users and sessions ----
-
     /// Creates an account with role `user`.
     pub async fn register(&self, input: RegisterInput) -> Result<User, RegisterError> {
         let mut errors = ValidationErrors::new();
@@ -387,97 +243,5 @@ impl<P: Ports> TaskFlow<P> {
             .user_by_id(principal.user_id)
             .await?
             .ok_or(AuthError::Unauthenticated)
-    }
-
-    // ---- tasks ----
-
-    pub async fn create_task(
-        &self,
-        principal: Principal,
-        input: NewTask,
-    ) -> Result<Task, CreateTaskError> {
-        let task = Task::create(principal.user_id, input, self.clock.now())
-            .map_err(CreateTaskError::Invalid)?;
-        let mut tx = self.store.begin().await?;
-        tx.insert_task(&task).await?;
-        tx.commit().await?;
-        Ok(task)
-    }
-
-    pub async fn task(&self, principal: Principal, id: TaskId) -> Result<Task, TaskError> {
-        self.store
-            .connection()
-            .await?
-            .task(principal.user_id, id)
-            .await?
-            .ok_or(TaskError::NotFound)
-    }
-
-    /// Applies `patch` (a full replacement sets every field) in one
-    /// transaction, so concurrent changes each bump the version once.
-    pub async fn update_task(
-        &self,
-        principal: Principal,
-        id: TaskId,
-        patch: TaskPatch,
-    ) -> Result<Task, UpdateTaskError> {
-        let mut tx = self.store.begin().await?;
-        let mut task = tx
-            .task_for_update(principal.user_id, id)
-            .await?
-            .ok_or(UpdateTaskError::NotFound)?;
-        let changed = task
-            .apply(patch, self.clock.now())
-            .map_err(UpdateTaskError::Invalid)?;
-        if changed && !tx.update_task(&task).await? {
-            return Err(UpdateTaskError::NotFound);
-        }
-        // Also when nothing changed: ends the transaction (and its row lock)
-        // now rather than by rollback.
-        tx.commit().await?;
-        Ok(task)
-    }
-
-    pub async fn delete_task(&self, principal: Principal, id: TaskId) -> Result<(), TaskError> {
-        let mut tx = self.store.begin().await?;
-        if !tx.delete_task(principal.user_id, id).await? {
-            return Err(TaskError::NotFound);
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// One page of the caller's tasks.
-    pub async fn list_tasks(
-        &self,
-        principal: Principal,
-        query: TaskQuery,
-    ) -> Result<Page<Task>, TaskError> {
-        query.validate().map_err(TaskError::Invalid)?;
-        let mut items = self
-            .store
-            .connection()
-            .await?
-            .list_tasks(principal.user_id, &query)
-            .await?;
-        let limit = query.limit as usize;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|t| t.cursor(query.sort))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
-    }
-
-    // ---- operations ----
-
-    /// Asks every store whether it answers.
-    pub async fn health(&self) -> Health {
-        let store = self.store.ping().await;
-        let sessions = self.sessions.ping().await;
-        Health {
-            checks: vec![("database", store), ("sessionStore", sessions)],
-        }
     }
 }
