@@ -39,7 +39,7 @@ COMMANDS:
               2. clippy     cargo clippy --workspace --all-targets --locked -- -D warnings
               3. tidy       the layering checks below
               4. deny       cargo deny --locked check bans licenses sources
-                            (needs cargo-deny: cargo install cargo-deny --locked)
+                            (installs cargo-deny first when it is missing)
               5. services   PostgreSQL and Redis for the tests (see SERVICES)
               6. doctests   cargo test --workspace --doc --locked
               7. tests      cargo nextest run --workspace --locked --no-fail-fast

@@ -9,5 +9,5 @@
 mod hasher;
 mod tokens;
 
-pub use hasher::Argon2Hasher;
+pub use hasher::{Argon2Hasher, HashLimits};
 pub use tokens::JwtTokens;

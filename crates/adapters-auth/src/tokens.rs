@@ -26,8 +26,8 @@ const REFRESH_TOKEN_BYTES: usize = 32;
 /// Access tokens carry `sub` (user id), `sid` (session id), `role`
 /// (`"user"`/`"admin"`), `iat`, `exp` (unix seconds) and `iss`. Verification
 /// accepts HS256 only (never `none` or another algorithm), requires `exp`,
-/// `iss` and `sub`, checks the issuer and the expiry with no leeway, and
-/// answers `None` for anything invalid.
+/// `iss` and `sub`, checks the issuer, the expiry and (when present) `nbf`
+/// with no leeway, and answers `None` for anything invalid.
 ///
 /// Refresh tokens are 32 bytes from the OS RNG, base64url without padding;
 /// their [`TokenHash`] is the lower-case hex SHA-256 of the token string.
@@ -77,6 +77,8 @@ impl JwtTokens {
         validation.set_issuer(&[issuer.as_str()]);
         validation.leeway = 0;
         validation.validate_exp = true;
+        // We never set `nbf`, but a token that carries one is honoured.
+        validation.validate_nbf = true;
         Self {
             inner: Arc::new(Inner {
                 encoding: EncodingKey::from_secret(secret),
@@ -323,6 +325,27 @@ mod tests {
                 assert_eq!(tokens.verify(&token), None, "{token}");
             }
         }
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_rejected() {
+        #[derive(Serialize)]
+        struct WithNbf {
+            #[serde(flatten)]
+            claims: Claims,
+            nbf: i64,
+        }
+        let tokens = tokens();
+        let id = Uuid::now_v7().to_string();
+        let at = |nbf: i64| WithNbf {
+            claims: wire(&id, &id, "user", "taskflow"),
+            nbf,
+        };
+        let now = now().unix_timestamp();
+        let future = sign(Algorithm::HS256, &at(now + 300));
+        assert_eq!(tokens.verify(&future), None, "nbf in five minutes");
+        let past = sign(Algorithm::HS256, &at(now - 300));
+        assert!(tokens.verify(&past).is_some(), "nbf five minutes ago");
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! default store of a development server and the harness the domain's
 //! tests run on. Nothing survives a restart.
 //!
-//! [`MemoryStore`] serialises transactions: a transaction holds the store's
-//! lock from `begin` until it commits or is dropped, and a dropped one
-//! undoes its writes. Single calls on a connection lock only for the call.
+//! [`MemoryStore`] behaves as PostgreSQL does where a use case can tell: a
+//! transaction stages its writes and applies them at commit (others never
+//! see them before), `task_for_update` and writes lock the row until the
+//! transaction ends, reads never wait. One [`MemoryHandle`] type implements
+//! every port, as a connection or as a transaction.
 
 mod sessions;
 mod store;
 
 pub use sessions::MemorySessionStore;
-pub use store::{MemoryConnection, MemoryStore, MemoryTransaction};
+pub use store::{MemoryHandle, MemoryStore};

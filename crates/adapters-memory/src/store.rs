@@ -1,36 +1,33 @@
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+//! Users and tasks in memory, with PostgreSQL's behaviour where use cases
+//! can tell: a transaction's writes are invisible to others until it
+//! commits (READ COMMITTED), `task_for_update` and writes lock the row
+//! until the transaction ends, reads never wait, and an e-mail address is
+//! taken as soon as a transaction inserts it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::ports::InsertUserError;
 use domain::{
-    Email, PortError, Repository, Store, Task, TaskId, TaskQuery, Transaction, User, UserId,
+    Email, PortError, Store, Task, TaskId, TaskQuery, Tasks, Transaction, User, UserId, Users,
 };
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 
+/// Committed data.
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserId, User>,
     users_by_email: HashMap<Email, UserId>,
     /// Tasks by owner: every task is reached through its owner.
     tasks: HashMap<UserId, BTreeMap<TaskId, Task>>,
-}
-
-/// What a transaction did, so that dropping it can take it back.
-#[derive(Debug)]
-enum Undo {
-    RemoveUser(UserId),
-    RemoveTask(UserId, TaskId),
-    RestoreTask(Task),
+    /// Addresses inserted by transactions still open: taken, as a unique
+    /// index entry is in PostgreSQL.
+    reserved_emails: HashSet<Email>,
 }
 
 impl State {
-    fn insert_user(&mut self, user: &User) -> Result<(), InsertUserError> {
-        if self.users_by_email.contains_key(&user.email) {
-            return Err(InsertUserError::EmailTaken);
-        }
-        self.users_by_email.insert(user.email.clone(), user.id);
-        self.users.insert(user.id, user.clone());
-        Ok(())
+    fn email_taken(&self, email: &Email) -> bool {
+        self.users_by_email.contains_key(email) || self.reserved_emails.contains(email)
     }
 
     fn user_by_email(&self, email: &Email) -> Option<User> {
@@ -44,58 +41,102 @@ impl State {
         self.tasks.get(&owner).and_then(|tasks| tasks.get(&id))
     }
 
-    fn insert_task(&mut self, task: &Task) {
-        self.tasks
-            .entry(task.owner_id)
-            .or_default()
-            .insert(task.id, task.clone());
-    }
-
-    /// The previous version of the task, when there was one.
-    fn update_task(&mut self, task: &Task) -> Option<Task> {
-        let slot = self.tasks.get_mut(&task.owner_id)?.get_mut(&task.id)?;
-        Some(std::mem::replace(slot, task.clone()))
-    }
-
-    fn delete_task(&mut self, owner: UserId, id: TaskId) -> Option<Task> {
-        self.tasks.get_mut(&owner)?.remove(&id)
-    }
-
-    fn list_tasks(&self, owner: UserId, query: &TaskQuery) -> Vec<Task> {
-        let Some(tasks) = self.tasks.get(&owner) else {
-            return Vec::new();
-        };
-        let mut matching: Vec<&Task> = tasks
-            .values()
-            .filter(|t| query.matches(t))
-            .filter(|t| {
-                query
-                    .after
-                    .as_ref()
-                    .is_none_or(|c| t.cmp_to_cursor(query.sort, c).is_gt())
-            })
-            .collect();
-        let wanted = query.limit as usize + 1;
-        let by_sort = |a: &&Task, b: &&Task| a.cmp_by(b, query.sort);
-        if matching.len() > wanted {
-            matching.select_nth_unstable_by(wanted - 1, by_sort);
-            matching.truncate(wanted);
-        }
-        matching.sort_unstable_by(by_sort);
-        matching.into_iter().cloned().collect()
-    }
-
-    fn undo(&mut self, undo: Undo) {
-        match undo {
-            Undo::RemoveUser(id) => {
-                if let Some(user) = self.users.remove(&id) {
-                    self.users_by_email.remove(&user.email);
+    fn apply(&mut self, write: Write) {
+        match write {
+            Write::InsertUser(user) => {
+                self.reserved_emails.remove(&user.email);
+                self.users_by_email.insert(user.email.clone(), user.id);
+                self.users.insert(user.id, user);
+            }
+            Write::PutTask(task) => {
+                self.tasks
+                    .entry(task.owner_id)
+                    .or_default()
+                    .insert(task.id, task);
+            }
+            Write::DeleteTask(owner, id) => {
+                if let Some(tasks) = self.tasks.get_mut(&owner) {
+                    tasks.remove(&id);
                 }
             }
-            Undo::RemoveTask(owner, id) => {
-                self.delete_task(owner, id);
+        }
+    }
+}
+
+/// Up to `query.limit + 1` of `tasks` matching `query`, in its order.
+fn list<'a>(tasks: impl Iterator<Item = &'a Task>, query: &TaskQuery) -> Vec<Task> {
+    let mut matching: Vec<&Task> = tasks
+        .filter(|t| query.matches(t))
+        .filter(|t| {
+            query
+                .after
+                .as_ref()
+                .is_none_or(|c| t.cmp_to_cursor(query.sort, c).is_gt())
+        })
+        .collect();
+    let wanted = query.limit as usize + 1;
+    let by_sort = |a: &&Task, b: &&Task| a.cmp_by(b, query.sort);
+    if matching.len() > wanted {
+        matching.select_nth_unstable_by(wanted - 1, by_sort);
+        matching.truncate(wanted);
+    }
+    matching.sort_unstable_by(by_sort);
+    matching.into_iter().cloned().collect()
+}
+
+/// A write a transaction will make at commit.
+#[derive(Debug, Clone)]
+enum Write {
+    InsertUser(User),
+    /// Inserts the task, or replaces the one with its id.
+    PutTask(Task),
+    DeleteTask(UserId, TaskId),
+}
+
+/// The row locks: one mutex per task some transaction has locked or waits
+/// for, dropped from the map when nobody holds or wants it any more.
+type RowLock = Arc<tokio::sync::Mutex<()>>;
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Never held across an await.
+    state: Mutex<State>,
+    rows: Mutex<HashMap<TaskId, RowLock>>,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for the row's lock, as a locking read or a write would in
+    /// PostgreSQL.
+    async fn lock_row(&self, id: TaskId) -> OwnedMutexGuard<()> {
+        let lock = Arc::clone(
+            self.rows
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id)
+                .or_default(),
+        );
+        lock.lock_owned().await
+    }
+
+    fn release_rows(&self, held: Vec<(TaskId, OwnedMutexGuard<()>)>) {
+        if held.is_empty() {
+            return;
+        }
+        let ids: Vec<TaskId> = held.iter().map(|(id, _)| *id).collect();
+        drop(held);
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            // Only the map's own reference left: nobody holds or waits.
+            if rows
+                .get(&id)
+                .is_some_and(|lock| Arc::strong_count(lock) == 1)
+            {
+                rows.remove(&id);
             }
-            Undo::RestoreTask(task) => self.insert_task(&task),
         }
     }
 }
@@ -103,7 +144,7 @@ impl State {
 /// Users and tasks in memory, shared by every clone.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    state: Arc<Mutex<State>>,
+    shared: Arc<Shared>,
 }
 
 impl MemoryStore {
@@ -113,19 +154,20 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    type Connection = MemoryConnection;
-    type Transaction = MemoryTransaction;
+    type Connection = MemoryHandle;
+    type Transaction = MemoryHandle;
 
-    async fn connection(&self) -> Result<MemoryConnection, PortError> {
-        Ok(MemoryConnection {
-            state: Arc::clone(&self.state),
+    async fn connection(&self) -> Result<MemoryHandle, PortError> {
+        Ok(MemoryHandle {
+            shared: Arc::clone(&self.shared),
+            tx: None,
         })
     }
 
-    async fn begin(&self) -> Result<MemoryTransaction, PortError> {
-        Ok(MemoryTransaction {
-            state: Some(Arc::clone(&self.state).lock_owned().await),
-            undo: Vec::new(),
+    async fn begin(&self) -> Result<MemoryHandle, PortError> {
+        Ok(MemoryHandle {
+            shared: Arc::clone(&self.shared),
+            tx: Some(Tx::default()),
         })
     }
 
@@ -134,122 +176,194 @@ impl Store for MemoryStore {
     }
 }
 
-/// Each call locks the store for its own duration and commits at once.
+/// A connection (every call commits at once) or a transaction (writes
+/// staged until `commit`, dropped uncommitted: gone). Each port is
+/// implemented once, for both.
 #[derive(Debug)]
-pub struct MemoryConnection {
-    state: Arc<Mutex<State>>,
+pub struct MemoryHandle {
+    shared: Arc<Shared>,
+    tx: Option<Tx>,
 }
 
-impl Repository for MemoryConnection {
-    async fn insert_user(&mut self, user: &User) -> Result<(), InsertUserError> {
-        self.state.lock().await.insert_user(user)
-    }
-
-    async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, PortError> {
-        Ok(self.state.lock().await.user_by_email(email))
-    }
-
-    async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>, PortError> {
-        Ok(self.state.lock().await.users.get(&id).cloned())
-    }
-
-    async fn insert_task(&mut self, task: &Task) -> Result<(), PortError> {
-        self.state.lock().await.insert_task(task);
-        Ok(())
-    }
-
-    async fn task(&mut self, owner: UserId, id: TaskId) -> Result<Option<Task>, PortError> {
-        Ok(self.state.lock().await.task(owner, id).cloned())
-    }
-
-    async fn update_task(&mut self, task: &Task) -> Result<bool, PortError> {
-        Ok(self.state.lock().await.update_task(task).is_some())
-    }
-
-    async fn delete_task(&mut self, owner: UserId, id: TaskId) -> Result<bool, PortError> {
-        Ok(self.state.lock().await.delete_task(owner, id).is_some())
-    }
-
-    async fn list_tasks(
-        &mut self,
-        owner: UserId,
-        query: &TaskQuery,
-    ) -> Result<Vec<Task>, PortError> {
-        Ok(self.state.lock().await.list_tasks(owner, query))
-    }
+#[derive(Debug, Default)]
+struct Tx {
+    /// In the order made; applied in that order at commit.
+    writes: Vec<Write>,
+    /// Row locks held until the transaction ends.
+    rows: Vec<(TaskId, OwnedMutexGuard<()>)>,
+    /// Addresses this transaction's user insertions took.
+    reserved: Vec<Email>,
 }
 
-/// Holds the store's lock until committed or dropped; dropped uncommitted,
-/// it undoes its writes in reverse order.
-#[derive(Debug)]
-pub struct MemoryTransaction {
-    state: Option<OwnedMutexGuard<State>>,
-    undo: Vec<Undo>,
-}
+impl Tx {
+    fn holds(&self, id: TaskId) -> bool {
+        self.rows.iter().any(|(held, _)| *held == id)
+    }
 
-impl MemoryTransaction {
-    fn state(&mut self) -> Result<&mut State, PortError> {
-        self.state
-            .as_deref_mut()
-            .ok_or_else(|| PortError::unexpected("memory store", "transaction already ended"))
+    /// The task as this transaction's own writes left it: `None` when they
+    /// do not touch it, `Some(None)` when they deleted it.
+    fn own_task(&self, owner: UserId, id: TaskId) -> Option<Option<&Task>> {
+        self.writes.iter().rev().find_map(|write| match write {
+            Write::PutTask(task) if task.id == id && task.owner_id == owner => Some(Some(task)),
+            Write::DeleteTask(o, i) if *o == owner && *i == id => Some(None),
+            _ => None,
+        })
+    }
+
+    fn own_user(&self, matches: impl Fn(&User) -> bool) -> Option<&User> {
+        self.writes.iter().rev().find_map(|write| match write {
+            Write::InsertUser(user) if matches(user) => Some(user),
+            _ => None,
+        })
+    }
+
+    fn touches_tasks_of(&self, owner: UserId) -> bool {
+        self.writes.iter().any(|write| match write {
+            Write::PutTask(task) => task.owner_id == owner,
+            Write::DeleteTask(o, _) => *o == owner,
+            Write::InsertUser(_) => false,
+        })
     }
 }
 
-impl Transaction for MemoryTransaction {
-    async fn commit(mut self) -> Result<(), PortError> {
-        self.undo.clear();
-        self.state = None;
-        Ok(())
+impl MemoryHandle {
+    /// The task as this handle sees it: its transaction's own writes over
+    /// the committed data.
+    fn visible_task(&self, owner: UserId, id: TaskId) -> Option<Task> {
+        if let Some(own) = self.tx.as_ref().and_then(|tx| tx.own_task(owner, id)) {
+            return own.cloned();
+        }
+        self.shared.state().task(owner, id).cloned()
     }
-}
 
-impl Drop for MemoryTransaction {
-    fn drop(&mut self) {
-        if let Some(state) = self.state.as_deref_mut() {
-            for undo in self.undo.drain(..).rev() {
-                state.undo(undo);
+    /// Locks the row: until the transaction ends, or (outside one) returns
+    /// the guard for the caller to drop when its write is done.
+    async fn lock_row(&mut self, id: TaskId) -> Option<OwnedMutexGuard<()>> {
+        if self.tx.as_ref().is_some_and(|tx| tx.holds(id)) {
+            return None;
+        }
+        let guard = self.shared.lock_row(id).await;
+        match &mut self.tx {
+            Some(tx) => {
+                tx.rows.push((id, guard));
+                None
             }
+            None => Some(guard),
         }
     }
+
+    /// Stages `write` in the transaction, or applies it at once.
+    fn write(&mut self, write: Write) {
+        match &mut self.tx {
+            Some(tx) => tx.writes.push(write),
+            None => self.shared.state().apply(write),
+        }
+    }
+
+    /// Ends the transaction: applies its writes when `commit`, and gives
+    /// back its locks and reserved addresses either way.
+    fn end(&mut self, commit: bool) {
+        let Some(tx) = self.tx.take() else {
+            return;
+        };
+        {
+            let mut state = self.shared.state();
+            for email in &tx.reserved {
+                state.reserved_emails.remove(email);
+            }
+            if commit {
+                for write in tx.writes {
+                    state.apply(write);
+                }
+            }
+        }
+        self.shared.release_rows(tx.rows);
+    }
 }
 
-impl Repository for MemoryTransaction {
+impl Transaction for MemoryHandle {
+    async fn commit(mut self) -> Result<(), PortError> {
+        self.end(true);
+        Ok(())
+    }
+}
+
+impl Drop for MemoryHandle {
+    fn drop(&mut self) {
+        self.end(false);
+    }
+}
+
+impl Users for MemoryHandle {
     async fn insert_user(&mut self, user: &User) -> Result<(), InsertUserError> {
-        self.state()?.insert_user(user)?;
-        self.undo.push(Undo::RemoveUser(user.id));
+        {
+            let mut state = self.shared.state();
+            if state.email_taken(&user.email) {
+                return Err(InsertUserError::EmailTaken);
+            }
+            if let Some(tx) = &mut self.tx {
+                state.reserved_emails.insert(user.email.clone());
+                tx.reserved.push(user.email.clone());
+            }
+        }
+        self.write(Write::InsertUser(user.clone()));
         Ok(())
     }
 
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, PortError> {
-        Ok(self.state()?.user_by_email(email))
+        let own = self
+            .tx
+            .as_ref()
+            .and_then(|tx| tx.own_user(|u| u.email == *email));
+        Ok(own
+            .cloned()
+            .or_else(|| self.shared.state().user_by_email(email)))
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>, PortError> {
-        Ok(self.state()?.users.get(&id).cloned())
+        let own = self.tx.as_ref().and_then(|tx| tx.own_user(|u| u.id == id));
+        Ok(own
+            .cloned()
+            .or_else(|| self.shared.state().users.get(&id).cloned()))
     }
+}
 
+impl Tasks for MemoryHandle {
     async fn insert_task(&mut self, task: &Task) -> Result<(), PortError> {
-        self.state()?.insert_task(task);
-        self.undo.push(Undo::RemoveTask(task.owner_id, task.id));
+        self.write(Write::PutTask(task.clone()));
         Ok(())
     }
 
     async fn task(&mut self, owner: UserId, id: TaskId) -> Result<Option<Task>, PortError> {
-        Ok(self.state()?.task(owner, id).cloned())
+        Ok(self.visible_task(owner, id))
+    }
+
+    async fn task_for_update(
+        &mut self,
+        owner: UserId,
+        id: TaskId,
+    ) -> Result<Option<Task>, PortError> {
+        let _until_the_call_ends = self.lock_row(id).await;
+        // Read once the lock is ours: whatever its last holder committed.
+        Ok(self.visible_task(owner, id))
     }
 
     async fn update_task(&mut self, task: &Task) -> Result<bool, PortError> {
-        let previous = self.state()?.update_task(task);
-        let updated = previous.is_some();
-        self.undo.extend(previous.map(Undo::RestoreTask));
-        Ok(updated)
+        let _until_the_write_is_done = self.lock_row(task.id).await;
+        if self.visible_task(task.owner_id, task.id).is_none() {
+            return Ok(false);
+        }
+        self.write(Write::PutTask(task.clone()));
+        Ok(true)
     }
 
     async fn delete_task(&mut self, owner: UserId, id: TaskId) -> Result<bool, PortError> {
-        let previous = self.state()?.delete_task(owner, id);
-        let deleted = previous.is_some();
-        self.undo.extend(previous.map(Undo::RestoreTask));
-        Ok(deleted)
+        let _until_the_write_is_done = self.lock_row(id).await;
+        if self.visible_task(owner, id).is_none() {
+            return Ok(false);
+        }
+        self.write(Write::DeleteTask(owner, id));
+        Ok(true)
     }
 
     async fn list_tasks(
@@ -257,6 +371,26 @@ impl Repository for MemoryTransaction {
         owner: UserId,
         query: &TaskQuery,
     ) -> Result<Vec<Task>, PortError> {
-        Ok(self.state()?.list_tasks(owner, query))
+        let state = self.shared.state();
+        let committed = state.tasks.get(&owner);
+        match &self.tx {
+            Some(tx) if tx.touches_tasks_of(owner) => {
+                // This transaction's writes over a copy of the owner's tasks.
+                let mut tasks = committed.cloned().unwrap_or_default();
+                for write in &tx.writes {
+                    match write {
+                        Write::PutTask(task) if task.owner_id == owner => {
+                            tasks.insert(task.id, task.clone());
+                        }
+                        Write::DeleteTask(o, id) if *o == owner => {
+                            tasks.remove(id);
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(list(tasks.values(), query))
+            }
+            _ => Ok(committed.map_or_else(Vec::new, |tasks| list(tasks.values(), query))),
+        }
     }
 }

@@ -10,8 +10,10 @@ mod migrate;
 mod rows;
 mod schema;
 mod store;
+mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod user;
 
 pub use migrate::{MIGRATIONS, reset, run_migrations};
 pub use store::{PgHandle, PgOptions, PgStore};

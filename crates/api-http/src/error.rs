@@ -4,12 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use domain::{
-    AuthError, CreateTaskError, LoginError, PortError, RefreshError, RegisterError, TaskError,
-    UpdateTaskError, ValidationErrors,
-};
+use domain::{DomainError, ErrorKind, PortError, ValidationErrors};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -20,6 +17,7 @@ use crate::envelope::{ErrorBody, ErrorEnvelope, Meta};
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     MalformedRequest,
+    RequestTimeout,
     Unauthenticated,
     InvalidCredentials,
     Forbidden,
@@ -38,6 +36,7 @@ impl ErrorCode {
     pub fn status(self) -> StatusCode {
         match self {
             Self::MalformedRequest => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -60,6 +59,7 @@ impl ErrorCode {
             403 => Self::Forbidden,
             404 => Self::NotFound,
             405 => Self::MethodNotAllowed,
+            408 => Self::RequestTimeout,
             409 => Self::Conflict,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
@@ -74,6 +74,7 @@ impl ErrorCode {
     fn default_message(self) -> &'static str {
         match self {
             Self::MalformedRequest => "The request could not be understood.",
+            Self::RequestTimeout => "The request took too long to arrive.",
             Self::Unauthenticated => "Authentication is required.",
             Self::InvalidCredentials => "Invalid e-mail or password.",
             Self::Forbidden => "You are not allowed to do this.",
@@ -98,6 +99,10 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub details: BTreeMap<String, Vec<String>>,
+    /// Seconds for the `Retry-After` header, when the client should retry.
+    pub retry_after: Option<u64>,
+    /// Close the connection after this response.
+    pub close: bool,
 }
 
 impl ApiError {
@@ -106,6 +111,8 @@ impl ApiError {
             code,
             message: message.into(),
             details: BTreeMap::new(),
+            retry_after: None,
+            close: false,
         }
     }
 
@@ -118,11 +125,28 @@ impl ApiError {
             code: ErrorCode::ValidationFailed,
             message: ErrorCode::ValidationFailed.default_message().to_owned(),
             details: errors.fields().clone(),
+            retry_after: None,
+            close: false,
         }
     }
 
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::MalformedRequest, message)
+    }
+
+    /// The body did not arrive within `timeout`. The connection is closed
+    /// with the response: the rest of the body is still on its way.
+    pub fn body_timeout(timeout: std::time::Duration) -> Self {
+        Self {
+            close: true,
+            ..Self::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "The request body did not arrive within {} s.",
+                    timeout.as_secs_f64()
+                ),
+            )
+        }
     }
 
     /// A failed dependency: logged here with its cause chain, reported to
@@ -134,11 +158,42 @@ impl ApiError {
                 tracing::warn!(dependency = what, "{line}");
                 Self::code(ErrorCode::ServiceUnavailable)
             }
+            // Load shedding, by design: the request summary line records
+            // the 503; one more line per shed request would only add noise
+            // under exactly the load that causes it.
+            PortError::Overloaded { what, retry_after } => {
+                tracing::debug!(dependency = what, "{line}");
+                // Whole seconds, rounded up: retrying early only meets the
+                // same refusal.
+                let seconds =
+                    (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1);
+                Self {
+                    retry_after: Some(seconds),
+                    ..Self::new(
+                        ErrorCode::ServiceUnavailable,
+                        format!("The server is busy; retry after {seconds} s."),
+                    )
+                }
+            }
             PortError::Unexpected { what, .. } => {
                 tracing::error!(dependency = what, "{line}");
                 Self::code(ErrorCode::Internal)
             }
         }
+    }
+
+    /// The response for this error: `status`, the envelope with
+    /// `request_id`, `Retry-After` when set, and `Connection: close` when
+    /// the connection must end.
+    pub fn render(&self, status: StatusCode, request_id: &str) -> HttpResponse {
+        let mut response = HttpResponse::build(status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        if self.close {
+            response.force_close();
+        }
+        response.json(self.envelope(request_id))
     }
 
     /// The error envelope for this error.
@@ -173,93 +228,32 @@ impl ResponseError for ApiError {
     /// The envelope without a request id: the request-id middleware renders
     /// every error response again with it.
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(self.envelope(""))
+        self.render(self.status_code(), "")
     }
 }
 
-impl From<PortError> for ApiError {
-    fn from(e: PortError) -> Self {
-        Self::port(&e)
+/// Every use case's error, by its kind: the one mapping from the domain's
+/// failures to HTTP. The message is the error's own (written for people),
+/// except for port failures, whose details stay in the logs.
+impl<E: DomainError> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let code = match e.kind() {
+            ErrorKind::Invalid(errors) => return Self::validation(errors),
+            ErrorKind::Port(port) => return Self::port(port),
+            ErrorKind::Unauthenticated => ErrorCode::Unauthenticated,
+            ErrorKind::InvalidCredentials => ErrorCode::InvalidCredentials,
+            ErrorKind::Forbidden => ErrorCode::Forbidden,
+            ErrorKind::NotFound => ErrorCode::NotFound,
+            ErrorKind::Conflict => ErrorCode::Conflict,
+        };
+        Self::new(code, e.to_string())
     }
 }
 
-impl From<RegisterError> for ApiError {
-    fn from(e: RegisterError) -> Self {
-        match e {
-            RegisterError::Invalid(errors) => Self::validation(&errors),
-            RegisterError::EmailTaken => Self::new(
-                ErrorCode::Conflict,
-                "This e-mail address is already registered.",
-            ),
-            RegisterError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<LoginError> for ApiError {
-    fn from(e: LoginError) -> Self {
-        match e {
-            LoginError::InvalidCredentials => Self::code(ErrorCode::InvalidCredentials),
-            LoginError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<RefreshError> for ApiError {
-    fn from(e: RefreshError) -> Self {
-        match e {
-            RefreshError::InvalidToken => Self::new(
-                ErrorCode::Unauthenticated,
-                "The refresh token is invalid, expired or already used.",
-            ),
-            RefreshError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Unauthenticated => Self::new(
-                ErrorCode::Unauthenticated,
-                "A valid access token is required (Authorization: Bearer <token>).",
-            ),
-            AuthError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<CreateTaskError> for ApiError {
-    fn from(e: CreateTaskError) -> Self {
-        match e {
-            CreateTaskError::Invalid(errors) => Self::validation(&errors),
-            CreateTaskError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<TaskError> for ApiError {
-    fn from(e: TaskError) -> Self {
-        match e {
-            TaskError::NotFound => Self::new(ErrorCode::NotFound, "No such task."),
-            TaskError::Invalid(errors) => Self::validation(&errors),
-            TaskError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<UpdateTaskError> for ApiError {
-    fn from(e: UpdateTaskError) -> Self {
-        match e {
-            UpdateTaskError::NotFound => Self::new(ErrorCode::NotFound, "No such task."),
-            UpdateTaskError::Invalid(errors) => Self::validation(&errors),
-            UpdateTaskError::Port(e) => e.into(),
-        }
-    }
-}
-
-impl From<garde::Report> for ApiError {
-    fn from(report: garde::Report) -> Self {
+impl ApiError {
+    /// A body that breaks a DTO's garde rules: 422 with each field (in the
+    /// camelCase clients use) and its messages.
+    pub fn from_report(report: garde::Report) -> Self {
         let mut errors = ValidationErrors::new();
         for (path, error) in report.iter() {
             let field = camel_case(&path.to_string());
@@ -298,10 +292,88 @@ mod tests {
         assert_eq!(camel_case("title"), "title");
     }
 
+    /// A use-case error of every kind.
+    #[derive(Debug, thiserror::Error)]
+    enum Sample {
+        #[error("invalid")]
+        Invalid(ValidationErrors),
+        #[error("Who are you?")]
+        Unauthenticated,
+        #[error("Wrong password.")]
+        InvalidCredentials,
+        #[error("Not yours.")]
+        Forbidden,
+        #[error("No such thing.")]
+        NotFound,
+        #[error("Already there.")]
+        Conflict,
+        #[error("secret internals")]
+        Port(PortError),
+    }
+
+    impl DomainError for Sample {
+        fn kind(&self) -> ErrorKind<'_> {
+            match self {
+                Self::Invalid(errors) => ErrorKind::Invalid(errors),
+                Self::Unauthenticated => ErrorKind::Unauthenticated,
+                Self::InvalidCredentials => ErrorKind::InvalidCredentials,
+                Self::Forbidden => ErrorKind::Forbidden,
+                Self::NotFound => ErrorKind::NotFound,
+                Self::Conflict => ErrorKind::Conflict,
+                Self::Port(e) => ErrorKind::Port(e),
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_maps_to_its_code_with_the_errors_own_message() {
+        for (error, code, message) in [
+            (
+                Sample::Unauthenticated,
+                ErrorCode::Unauthenticated,
+                "Who are you?",
+            ),
+            (
+                Sample::InvalidCredentials,
+                ErrorCode::InvalidCredentials,
+                "Wrong password.",
+            ),
+            (Sample::Forbidden, ErrorCode::Forbidden, "Not yours."),
+            (Sample::NotFound, ErrorCode::NotFound, "No such thing."),
+            (Sample::Conflict, ErrorCode::Conflict, "Already there."),
+        ] {
+            let api = ApiError::from(error);
+            assert_eq!((api.code, api.message.as_str()), (code, message));
+        }
+        let api = ApiError::from(Sample::Invalid(ValidationErrors::single(
+            "title", "too long",
+        )));
+        assert_eq!(api.code, ErrorCode::ValidationFailed);
+        assert_eq!(api.details["title"], ["too long"]);
+    }
+
+    #[test]
+    fn port_failures_disclose_nothing() {
+        let unavailable = PortError::unavailable("database", "connection refused at 10.0.0.5");
+        let api = ApiError::from(Sample::Port(unavailable));
+        assert_eq!(api.code, ErrorCode::ServiceUnavailable);
+        assert!(!api.message.contains("10.0.0.5") && !api.message.contains("secret"));
+        let overloaded =
+            PortError::overloaded("password hasher", std::time::Duration::from_millis(1500));
+        let api = ApiError::from(overloaded);
+        assert_eq!(api.code, ErrorCode::ServiceUnavailable);
+        assert_eq!(api.retry_after, Some(2), "rounded up");
+        let unexpected = PortError::unexpected("database", "syntax error at or near SELECT");
+        let api = ApiError::from(unexpected);
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains("SELECT"));
+    }
+
     #[test]
     fn every_code_maps_back_from_its_status() {
         for code in [
             ErrorCode::MalformedRequest,
+            ErrorCode::RequestTimeout,
             ErrorCode::Unauthenticated,
             ErrorCode::Forbidden,
             ErrorCode::NotFound,

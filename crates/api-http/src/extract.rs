@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -17,9 +18,22 @@ use crate::error::{ApiError, ErrorCode};
 /// four-byte characters fits).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// How long a request body may take to arrive once the handler asks for
+/// it (right after the request head): without a bound, a client sending a
+/// byte every few seconds holds its connection and a worker's attention
+/// indefinitely. Register it as app data; [`BodyTimeout::DEFAULT`] applies
+/// when none is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
+
+impl BodyTimeout {
+    pub const DEFAULT: BodyTimeout = BodyTimeout(Duration::from_secs(15));
+}
+
 /// A JSON request body, deserialised and validated.
 ///
-/// Not JSON: 415. Over [`BODY_LIMIT`]: 413. Not well-formed JSON: 400.
+/// Not JSON: 415. Over [`BODY_LIMIT`]: 413. Slower than [`BodyTimeout`]:
+/// 408, and the connection is closed. Not well-formed JSON: 400.
 /// Well-formed but of the wrong shape (unknown field, wrong type, missing
 /// field) or breaking a rule: 422 with the offending field in `details`.
 #[derive(Debug)]
@@ -40,11 +54,17 @@ where
             _ => false,
         };
         let bytes = web::Bytes::from_request(req, payload);
+        let BodyTimeout(timeout) = req
+            .app_data::<BodyTimeout>()
+            .copied()
+            .unwrap_or(BodyTimeout::DEFAULT);
         Box::pin(async move {
             if !is_json {
                 return Err(ApiError::code(ErrorCode::UnsupportedMediaType));
             }
-            let bytes = bytes.await.map_err(|e| {
+            let bytes = actix_web::rt::time::timeout(timeout, bytes).await;
+            let bytes = bytes.map_err(|_elapsed| ApiError::body_timeout(timeout))?;
+            let bytes = bytes.map_err(|e| {
                 if e.as_response_error().status_code() == ErrorCode::PayloadTooLarge.status() {
                     ApiError::new(
                         ErrorCode::PayloadTooLarge,
@@ -55,7 +75,7 @@ where
                 }
             })?;
             let value = parse_json::<T>(&bytes)?;
-            value.validate()?;
+            value.validate().map_err(ApiError::from_report)?;
             Ok(Body(value))
         })
     }

@@ -30,6 +30,7 @@ Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/
 | code | status | when |
 |---|---|---|
 | `MALFORMED_REQUEST` | 400 | body is not JSON; bad query parameter or path value |
+| `REQUEST_TIMEOUT` | 408 | the body did not arrive in time (15 s by default); the connection is closed |
 | `UNAUTHENTICATED` | 401 | missing, invalid or expired token; ended session; bad refresh token |
 | `INVALID_CREDENTIALS` | 401 | wrong e-mail or password |
 | `FORBIDDEN` | 403 | authenticated but not allowed |
@@ -41,7 +42,7 @@ Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/
 | `VALIDATION_FAILED` | 422 | well-formed but invalid; `details` maps each field to its messages; unknown fields are rejected |
 | `RATE_LIMITED` | 429 | too many requests |
 | `INTERNAL` | 500 | a bug; nothing internal is disclosed, quote the request id |
-| `SERVICE_UNAVAILABLE` | 503 | a store does not answer; retry later |
+| `SERVICE_UNAVAILABLE` | 503 | a store does not answer, or the server is shedding load (too many logins or registrations at once: then `Retry-After` says how many seconds to wait); retry later |
 "#;
 
 #[derive(Debug, OpenApi)]
@@ -113,10 +114,17 @@ impl Modify for ErrorResponses {
                 "Method not allowed on this path (`METHOD_NOT_ALLOWED`)",
             ),
             ("500", "Internal error (`INTERNAL`)"),
-            ("503", "A store is unavailable (`SERVICE_UNAVAILABLE`)"),
+            (
+                "503",
+                "A store is unavailable, or the server is shedding load (`SERVICE_UNAVAILABLE`)",
+            ),
         ];
-        let with_body: [(&str, &str); 3] = [
+        let with_body: [(&str, &str); 4] = [
             ("400", "Malformed JSON (`MALFORMED_REQUEST`)"),
+            (
+                "408",
+                "The body did not arrive in time (`REQUEST_TIMEOUT`); the connection is closed",
+            ),
             ("413", "Body too large (`PAYLOAD_TOO_LARGE`)"),
             ("415", "Body is not JSON (`UNSUPPORTED_MEDIA_TYPE`)"),
         ];
@@ -129,7 +137,7 @@ impl Modify for ErrorResponses {
                         .responses
                         .responses
                         .entry((*status).to_owned())
-                        .or_insert_with(|| error_response(description));
+                        .or_insert_with(|| error_response(status, description));
                 }
             }
         }
@@ -150,11 +158,25 @@ fn path_operations(
     .flatten()
 }
 
-fn error_response(description: &str) -> RefOr<Response> {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+fn error_response(status: &str, description: &str) -> RefOr<Response> {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, Type};
+    let mut response = ResponseBuilder::new().description(description);
+    if status == "503" {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new().schema_type(Type::Integer),
+                ))
+                .description(Some(
+                    "Seconds to wait before retrying, when the server sheds load",
+                ))
+                .build(),
+        );
+    }
     RefOr::T(
-        ResponseBuilder::new()
-            .description(description)
+        response
             .content(
                 "application/json",
                 ContentBuilder::new()

@@ -16,7 +16,7 @@ use std::task::Poll;
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{Session, SessionId, TokenHash};
-use crate::ports::{InsertUserError, Repository, SessionStore, Store, Transaction};
+use crate::ports::{InsertUserError, SessionStore, Store, Tasks, Transaction, Users};
 use crate::task::{
     Cursor, Description, NewTask, Priority, SortKey, Status, Task, TaskId, TaskPatch, TaskQuery,
     TaskSort, Title, truncate_to_micros,
@@ -34,6 +34,10 @@ macro_rules! store_contract {
             list_filters, list_orders_match_the_domain_in_every_sort, keyset_pages_cover_everything_once,
             committed_transaction_is_visible, dropped_transaction_leaves_no_trace,
             transaction_reads_its_own_writes, concurrent_transactions_do_not_lose_updates, ping_answers);
+        $crate::store_contract!(@paused $make;
+            task_for_update_waits_for_the_transaction_holding_the_row,
+            reads_outside_a_transaction_neither_wait_nor_see_uncommitted_writes,
+            a_plain_read_in_a_transaction_takes_no_lock);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -45,6 +49,44 @@ macro_rules! store_contract {
             }
         )*
     };
+    // Checks of what waits for what: they get a way to pause (the domain
+    // knows no runtime).
+    (@paused $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let (store, _keep) = $make.await;
+                let pause: $crate::contract::Pause = |d| Box::pin(tokio::time::sleep(d));
+                $crate::contract::store::$name(store, pause).await;
+            }
+        )*
+    };
+}
+
+/// Sleeps for a while, on the adapter's runtime.
+pub type Pause = fn(std::time::Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// `future`'s output, or a panic naming `what` if it takes longer than
+/// `limit`: for checks that something does not wait (a hang would
+/// otherwise only end with the test runner's patience).
+pub async fn within<F: Future>(
+    pause: Pause,
+    limit: std::time::Duration,
+    what: &str,
+    future: F,
+) -> F::Output {
+    let mut future = Box::pin(future);
+    let mut timer = pause(limit);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            panic!("{what}: still waiting after {limit:?}");
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 #[macro_export]
@@ -89,6 +131,32 @@ pub async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+/// Both futures' outputs, polled concurrently on the caller's task.
+pub async fn join_two<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut out_a, mut out_b) = (None, None);
+    std::future::poll_fn(|cx| {
+        if out_a.is_none()
+            && let Poll::Ready(value) = a.as_mut().poll(cx)
+        {
+            out_a = Some(value);
+        }
+        if out_b.is_none()
+            && let Poll::Ready(value) = b.as_mut().poll(cx)
+        {
+            out_b = Some(value);
+        }
+        match (out_a.take(), out_b.take()) {
+            (Some(a), Some(b)) => Poll::Ready((a, b)),
+            (a, b) => {
+                (out_a, out_b) = (a, b);
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 fn now() -> OffsetDateTime {
@@ -544,8 +612,8 @@ pub mod store {
         tx.commit().await.expect("commit");
     }
 
-    /// Read-modify-write in transactions: `task` in a transaction locks the
-    /// row, so concurrent writers queue instead of overwriting each other.
+    /// Read-modify-write in transactions: `task_for_update` locks the row,
+    /// so concurrent writers queue instead of overwriting each other.
     pub async fn concurrent_transactions_do_not_lose_updates<S: Store>(store: S) {
         const WRITERS: usize = 8;
         let owner = stored_user(&store).await.id;
@@ -562,7 +630,7 @@ pub mod store {
             async move {
                 let mut tx = store.begin().await.expect("begin");
                 let mut current = tx
-                    .task(owner, task.id)
+                    .task_for_update(owner, task.id)
                     .await
                     .expect("read")
                     .expect("exists");
@@ -593,6 +661,130 @@ pub mod store {
 
     pub async fn ping_answers<S: Store>(store: S) {
         store.ping().await.expect("ping");
+    }
+
+    /// How long a check lets a wrongly waiting (or wrongly not waiting)
+    /// adapter show itself.
+    const WHILE: std::time::Duration = std::time::Duration::from_millis(200);
+    /// How long a check lets a call that must not wait take at most.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    async fn stored_task<S: Store>(store: &S, title: &str) -> Task {
+        let owner = stored_user(store).await.id;
+        let task = task_at(owner, title, now());
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_task(&task).await.expect("insert");
+        task
+    }
+
+    fn retitled(task: &Task, title: &str) -> Task {
+        let mut changed = task.clone();
+        let patch = TaskPatch {
+            title: Some(title.to_owned()),
+            ..TaskPatch::default()
+        };
+        assert!(changed.apply(patch, now()).expect("valid"));
+        changed
+    }
+
+    /// A second writer's `task_for_update` returns only once the first
+    /// writer's transaction has ended, and then sees its change.
+    pub async fn task_for_update_waits_for_the_transaction_holding_the_row<S: Store>(
+        store: S,
+        pause: Pause,
+    ) {
+        let task = stored_task(&store, "Contended").await;
+        let mut first = store.begin().await.expect("begin");
+        let locked = first
+            .task_for_update(task.owner_id, task.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        let order = std::sync::Mutex::new(Vec::new());
+        let second = async {
+            let mut second = store.begin().await.expect("begin");
+            let seen = second
+                .task_for_update(task.owner_id, task.id)
+                .await
+                .expect("read")
+                .expect("exists");
+            order.lock().expect("order").push("second locked");
+            second.commit().await.expect("commit");
+            seen
+        };
+        let first_writes = async {
+            pause(WHILE).await;
+            let changed = retitled(&locked, "First");
+            assert!(first.update_task(&changed).await.expect("update"));
+            order.lock().expect("order").push("first committed");
+            first.commit().await.expect("commit");
+        };
+        let (seen, ()) = join_two(second, first_writes).await;
+        assert_eq!(
+            *order.lock().expect("order"),
+            ["first committed", "second locked"],
+            "the second writer waited for the first"
+        );
+        assert_eq!(seen.title.as_str(), "First", "and saw its change");
+    }
+
+    /// While a transaction holds a changed row, a connection reads the row
+    /// (alone and in a list) as last committed, at once; after the commit,
+    /// it reads the change.
+    pub async fn reads_outside_a_transaction_neither_wait_nor_see_uncommitted_writes<S: Store>(
+        store: S,
+        pause: Pause,
+    ) {
+        let task = stored_task(&store, "Before").await;
+        let mut tx = store.begin().await.expect("begin");
+        let locked = tx
+            .task_for_update(task.owner_id, task.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        let changed = retitled(&locked, "After");
+        assert!(tx.update_task(&changed).await.expect("update"));
+        let mut conn = store.connection().await.expect("connection");
+        let read = within(
+            pause,
+            PATIENCE,
+            "a read beside an open transaction",
+            async {
+                let one = conn.task(task.owner_id, task.id).await.expect("read");
+                let all = conn
+                    .list_tasks(task.owner_id, &TaskQuery::default())
+                    .await
+                    .expect("list");
+                (one, all)
+            },
+        )
+        .await;
+        assert_eq!(
+            read,
+            (Some(task.clone()), vec![task.clone()]),
+            "uncommitted is unseen"
+        );
+        tx.commit().await.expect("commit");
+        let read = conn.task(task.owner_id, task.id).await.expect("read");
+        assert_eq!(read, Some(changed), "committed is seen");
+    }
+
+    /// `task` in a transaction does not lock: another transaction can lock
+    /// the row meanwhile.
+    pub async fn a_plain_read_in_a_transaction_takes_no_lock<S: Store>(store: S, pause: Pause) {
+        let task = stored_task(&store, "Read").await;
+        let mut reader = store.begin().await.expect("begin");
+        let read = reader.task(task.owner_id, task.id).await.expect("read");
+        assert_eq!(read, Some(task.clone()));
+        let mut writer = store.begin().await.expect("begin");
+        let locked = within(pause, PATIENCE, "locking a row another only read", async {
+            writer.task_for_update(task.owner_id, task.id).await
+        })
+        .await
+        .expect("read");
+        assert_eq!(locked, Some(task));
+        writer.commit().await.expect("commit");
+        reader.commit().await.expect("commit");
     }
 }
 

@@ -6,9 +6,11 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A port failed for a reason that is not part of the domain's vocabulary.
 ///
-/// The two variants matter to callers: `Unavailable` is a dependency that
-/// cannot be reached right now (retry later, HTTP 503), `Unexpected` is a
-/// bug or corrupt state (HTTP 500). `what` names the dependency ("database",
+/// The variants matter to callers: `Unavailable` is a dependency that
+/// cannot be reached right now (retry later, HTTP 503), `Overloaded` is one
+/// that is up but at capacity and shed the request (retry after
+/// `retry_after`, HTTP 503 with `Retry-After`), `Unexpected` is a bug or
+/// corrupt state (HTTP 500). `what` names the dependency ("database",
 /// "session store", "password hasher") for logs and readiness reports.
 #[derive(Debug, thiserror::Error)]
 pub enum PortError {
@@ -17,6 +19,11 @@ pub enum PortError {
         what: &'static str,
         #[source]
         source: BoxError,
+    },
+    #[error("{what} is at capacity; retry after {retry_after:?}")]
+    Overloaded {
+        what: &'static str,
+        retry_after: std::time::Duration,
     },
     #[error("unexpected failure in {what}")]
     Unexpected {
@@ -41,11 +48,51 @@ impl PortError {
         }
     }
 
+    pub fn overloaded(what: &'static str, retry_after: std::time::Duration) -> Self {
+        Self::Overloaded { what, retry_after }
+    }
+
     /// The dependency that failed.
     pub fn what(&self) -> &'static str {
         match self {
-            Self::Unavailable { what, .. } | Self::Unexpected { what, .. } => what,
+            Self::Unavailable { what, .. }
+            | Self::Overloaded { what, .. }
+            | Self::Unexpected { what, .. } => what,
         }
+    }
+}
+
+/// What kind of failure a domain error is: all the HTTP layer needs to
+/// map any use case's error (one mapping per kind, not one per enum). The
+/// error's `Display` is its message for people; a [`PortError`]'s is for
+/// logs only.
+#[derive(Debug, Clone, Copy)]
+pub enum ErrorKind<'a> {
+    /// The input breaks a rule: each field with its messages.
+    Invalid(&'a ValidationErrors),
+    /// No valid credentials: a token missing, invalid or expired, or its
+    /// session ended.
+    Unauthenticated,
+    /// An e-mail and password that match no account.
+    InvalidCredentials,
+    /// Authenticated, but not allowed to do this.
+    Forbidden,
+    /// No such thing, or not one the caller may know of.
+    NotFound,
+    /// At odds with the current state (e.g. an e-mail already registered).
+    Conflict,
+    /// A port failed: unavailable, overloaded or unexpected.
+    Port(&'a PortError),
+}
+
+/// Every error a use case returns says what kind it is.
+pub trait DomainError: std::error::Error {
+    fn kind(&self) -> ErrorKind<'_>;
+}
+
+impl DomainError for PortError {
+    fn kind(&self) -> ErrorKind<'_> {
+        ErrorKind::Port(self)
     }
 }
 

@@ -3,30 +3,32 @@
 //!
 //! This crate knows nothing of HTTP, JSON, SQL, Redis, async runtimes or
 //! cryptography. Adapters translate their own failures into [`PortError`];
-//! the HTTP layer maps the per-use-case error enums to status codes.
+//! every use case's error says its [`ErrorKind`], which the HTTP layer
+//! maps to status codes.
 
+pub mod app;
 pub mod auth;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod error;
 pub mod ports;
-pub mod service;
 pub mod task;
 pub mod text;
 pub mod user;
 
+pub use app::{Health, Settings, TaskFlow};
+pub use auth::use_cases::{
+    AuthError, LoginError, LoginOutcome, RefreshError, RegisterError, RegisterInput,
+};
 pub use auth::{
     AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash,
 };
-pub use error::{BoxError, PortError, ValidationErrors};
+pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
 pub use ports::{
-    AccessTokens, Clock, PasswordHasher, Ports, Repository, SessionStore, Store, SystemClock,
-    Transaction,
+    AccessTokens, Clock, PasswordHasher, Ports, SessionStore, Store, SystemClock, Tasks,
+    Transaction, Users,
 };
-pub use service::{
-    AuthError, CreateTaskError, Health, LoginError, LoginOutcome, RefreshError, RegisterError,
-    RegisterInput, Settings, TaskError, TaskFlow, UpdateTaskError,
-};
+pub use task::use_cases::{CreateTaskError, TaskError, UpdateTaskError};
 pub use task::{
     Cursor, CursorKey, Description, NewTask, Page, Priority, SortKey, Status, Task, TaskId,
     TaskPatch, TaskQuery, TaskSort, Title,

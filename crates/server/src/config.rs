@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,13 @@ pub struct Config {
     /// (development only).
     pub redis_url: Option<Secret>,
     pub redis_key_prefix: String,
+    /// Password hashes computed at once; `None` for one per core.
+    pub password_hash_concurrency: Option<NonZeroUsize>,
+    /// How long a login or registration waits for a hashing slot before
+    /// it is answered 503.
+    pub password_hash_queue_timeout: Duration,
+    /// How long a request body may take to arrive, once its head has.
+    pub request_body_timeout: Duration,
 }
 
 /// Every environment variable the server reads (the Docker files are
@@ -76,6 +84,9 @@ pub const VARIABLES: &[&str] = &[
     "DATABASE_POOL_SIZE",
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
+    "PASSWORD_HASH_CONCURRENCY",
+    "PASSWORD_HASH_QUEUE_TIMEOUT",
+    "REQUEST_BODY_TIMEOUT",
 ];
 
 /// A configuration problem, as one line naming the variable.
@@ -87,7 +98,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(var: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(var: &'static str, message: impl Into<String>) -> Self {
         Self {
             var,
             message: message.into(),
@@ -175,15 +186,21 @@ impl Config {
             Some(raw) => parse_duration(&raw).ok_or_else(|| {
                 ConfigError::new(
                     name,
-                    format!("{raw:?} is not a duration (seconds, or a number with s, m, h or d)"),
+                    format!(
+                        "{raw:?} is not a duration (seconds, or a number with ms, s, m, h or d)"
+                    ),
                 )
             }),
         };
         let access_token_ttl = duration("ACCESS_TOKEN_TTL", Duration::from_secs(900))?;
         let refresh_token_ttl = duration("REFRESH_TOKEN_TTL", Duration::from_secs(30 * 86_400))?;
         let shutdown_timeout = duration("SHUTDOWN_TIMEOUT", Duration::from_secs(30))?;
-        if access_token_ttl.is_zero() {
-            return Err(ConfigError::new("ACCESS_TOKEN_TTL", "must be more than 0"));
+        // Tokens count whole seconds.
+        if access_token_ttl.as_secs() == 0 {
+            return Err(ConfigError::new(
+                "ACCESS_TOKEN_TTL",
+                "must be at least 1 second",
+            ));
         }
         if refresh_token_ttl <= access_token_ttl {
             return Err(ConfigError::new(
@@ -217,6 +234,30 @@ impl Config {
                 })?,
         };
         let redis_key_prefix = var("REDIS_KEY_PREFIX").unwrap_or_else(|| "taskflow:".to_owned());
+        let password_hash_concurrency = match var("PASSWORD_HASH_CONCURRENCY") {
+            None => None,
+            Some(raw) => Some(
+                raw.trim()
+                    .parse::<NonZeroUsize>()
+                    .ok()
+                    .filter(|n| n.get() <= 256)
+                    .ok_or_else(|| {
+                        ConfigError::new(
+                            "PASSWORD_HASH_CONCURRENCY",
+                            format!("{raw:?} is not a number from 1 to 256"),
+                        )
+                    })?,
+            ),
+        };
+        let password_hash_queue_timeout =
+            duration("PASSWORD_HASH_QUEUE_TIMEOUT", Duration::from_secs(5))?;
+        let request_body_timeout = duration("REQUEST_BODY_TIMEOUT", Duration::from_secs(15))?;
+        if request_body_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "REQUEST_BODY_TIMEOUT",
+                "must be more than 0",
+            ));
+        }
         Ok(Self {
             port,
             bind_addr,
@@ -232,11 +273,14 @@ impl Config {
             database_pool_size,
             redis_url,
             redis_key_prefix,
+            password_hash_concurrency,
+            password_hash_queue_timeout,
+            request_body_timeout,
         })
     }
 }
 
-/// `900`, `900s`, `15m`, `12h`, `30d`.
+/// `900`, `900s`, `250ms`, `15m`, `12h`, `30d`.
 fn parse_duration(raw: &str) -> Option<Duration> {
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {
@@ -245,6 +289,7 @@ fn parse_duration(raw: &str) -> Option<Duration> {
     };
     let n: u64 = number.parse().ok()?;
     let seconds = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
         "s" => n,
         "m" => n.checked_mul(60)?,
         "h" => n.checked_mul(3_600)?,
@@ -281,6 +326,9 @@ mod tests {
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
         assert!(c.database_url.is_none());
+        assert_eq!(c.password_hash_concurrency, None);
+        assert_eq!(c.password_hash_queue_timeout, Duration::from_secs(5));
+        assert_eq!(c.request_body_timeout, Duration::from_secs(15));
     }
 
     #[test]
@@ -326,7 +374,7 @@ mod tests {
         let source = include_str!("config.rs");
         let listed: std::collections::BTreeSet<&str> = VARIABLES.iter().copied().collect();
         let mut read = 0;
-        for reader in ["var(\"", "= duration(\""] {
+        for reader in ["var(\"", " duration(\""] {
             for (i, _) in source.match_indices(reader) {
                 let name: String = source[i + reader.len()..]
                     .chars()
@@ -356,6 +404,10 @@ mod tests {
             ("REFRESH_TOKEN_TTL", "10"),
             ("SHUTDOWN_TIMEOUT", "5 minutes"),
             ("DATABASE_POOL_SIZE", "0"),
+            ("PASSWORD_HASH_CONCURRENCY", "0"),
+            ("PASSWORD_HASH_CONCURRENCY", "many"),
+            ("PASSWORD_HASH_QUEUE_TIMEOUT", "soon"),
+            ("REQUEST_BODY_TIMEOUT", "0"),
         ] {
             let e = config(&[(var, value)]).expect_err(value);
             assert_eq!(e.var, var, "{value}");
@@ -370,6 +422,7 @@ mod tests {
         assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("30d"), Some(Duration::from_secs(2_592_000)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("-5"), None);
         assert_eq!(parse_duration("5w"), None);
     }

@@ -71,7 +71,7 @@ async fn seed(config: &Config) -> Result<(), String> {
     let store: PgStore = connect_database(url, config)
         .await
         .map_err(|e| e.to_string())?;
-    let hasher = production_hasher().await.map_err(|e| e.to_string())?;
+    let hasher = production_hasher(config).await.map_err(|e| e.to_string())?;
     let app = taskflow::<Adapters<PgStore, MemorySessionStore>>(
         store,
         MemorySessionStore::default(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use adapters_auth::{Argon2Hasher, JwtTokens};
+use adapters_auth::{Argon2Hasher, HashLimits, JwtTokens};
 use adapters_memory::{MemorySessionStore, MemoryStore};
 use adapters_postgres::{PgOptions, PgStore};
 use adapters_redis::RedisSessionStore;
@@ -91,7 +91,7 @@ impl Application {
     /// for each), applies pending migrations, binds the listener (port 0
     /// picks a free one) and builds the server.
     pub async fn build(config: &Config) -> Result<Self, StartupError> {
-        Self::build_with_hasher(config, production_hasher().await?).await
+        Self::build_with_hasher(config, production_hasher(config).await?).await
     }
 
     /// As [`Application::build`], with another password hasher (tests use
@@ -105,40 +105,35 @@ impl Application {
                 "no JWT_SECRET: using the development secret; set JWT_SECRET outside development"
             );
         }
-        let store = match &config.database_url {
-            Some(url) => Some(connect_database(url.expose(), config).await?),
-            None => {
+        match (&config.database_url, &config.redis_url) {
+            (Some(database_url), Some(redis_url)) => {
+                let store = connect_database(database_url.expose(), config).await?;
+                let sessions = connect_redis(redis_url.expose(), config).await?;
+                serve::<ServicePorts>(store, sessions, hasher, config)
+            }
+            (None, None) => {
                 tracing::warn!(
-                    "no DATABASE_URL: using the in-memory store; data will not persist across restarts"
+                    "no DATABASE_URL nor REDIS_URL: everything is kept in memory; data and sessions end with the process and are not shared between instances"
                 );
-                None
+                serve::<MemoryPorts>(
+                    MemoryStore::new(),
+                    MemorySessionStore::default(),
+                    hasher,
+                    config,
+                )
             }
-        };
-        let sessions = match &config.redis_url {
-            Some(url) => Some(connect_redis(url.expose(), config).await?),
-            None => {
-                tracing::warn!(
-                    "no REDIS_URL: sessions are kept in memory; they end on restart and are not shared between instances"
-                );
-                None
-            }
-        };
-        match (store, sessions) {
-            (Some(store), Some(sessions)) => {
-                serve::<Adapters<_, _>>(store, sessions, hasher, config)
-            }
-            (Some(store), None) => {
-                serve::<Adapters<_, _>>(store, MemorySessionStore::default(), hasher, config)
-            }
-            (None, Some(sessions)) => {
-                serve::<Adapters<_, _>>(MemoryStore::new(), sessions, hasher, config)
-            }
-            (None, None) => serve::<MemoryPorts>(
-                MemoryStore::new(),
-                MemorySessionStore::default(),
-                hasher,
-                config,
-            ),
+            // One of each would be a third adapter set to compile, test and
+            // support, for a deployment that is neither zero-setup nor real.
+            (Some(_), None) => Err(ConfigError::new(
+                "REDIS_URL",
+                "is required with DATABASE_URL (set both, or neither for the in-memory server)",
+            )
+            .into()),
+            (None, Some(_)) => Err(ConfigError::new(
+                "DATABASE_URL",
+                "is required with REDIS_URL (set both, or neither for the in-memory server)",
+            )
+            .into()),
         }
     }
 
@@ -218,12 +213,24 @@ where
     }
 }
 
-/// The OWASP-parameter hasher; building it hashes once (its dummy hash), so
-/// it is built off the async threads.
-pub async fn production_hasher() -> Result<Argon2Hasher, StartupError> {
-    tokio::task::spawn_blocking(Argon2Hasher::new)
+/// The hashing limits the configuration asks for.
+pub fn hash_limits(config: &Config) -> HashLimits {
+    let mut limits = match config.password_hash_concurrency {
+        Some(n) => HashLimits::new(n),
+        None => HashLimits::per_core(),
+    };
+    limits.queue_timeout = config.password_hash_queue_timeout;
+    limits
+}
+
+/// The OWASP-parameter hasher with the configured limits; building it
+/// hashes once (its dummy hash), so it is built off the async threads.
+pub async fn production_hasher(config: &Config) -> Result<Argon2Hasher, StartupError> {
+    let limits = hash_limits(config);
+    tokio::task::spawn_blocking(move || Argon2Hasher::with_limits(limits))
         .await
-        .map_err(|e| StartupError::Hasher(e.to_string()))
+        .map_err(|e| StartupError::Hasher(e.to_string()))?
+        .map_err(|e| StartupError::Hasher(domain::error::describe(&e)))
 }
 
 /// The use cases on the given stores, with the configuration's tokens and
@@ -259,9 +266,11 @@ fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let app = web::Data::new(app);
+    let body_timeout = api_http::extract::BodyTimeout(config.request_body_timeout);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(api_http::request_context))
+            .app_data(body_timeout)
             .configure(api_http::configure(app.clone()))
     })
     // Signals are handled in `main`, which logs them and stops gracefully.

@@ -1,4 +1,4 @@
-use domain::{Clock, RegisterError, Repository, Role, Store, User};
+use domain::{Clock, RegisterError, Role, Store, User, Users};
 
 use crate::harness::{PASSWORD, fields, registration, taskflow, together};
 

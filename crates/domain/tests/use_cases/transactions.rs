@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use domain::{
-    Clock, Email, Principal, RegisterError, Repository, Role, Store, Task, TaskPatch, Transaction,
-    User, UserId, UserName,
+    Clock, Email, Principal, RegisterError, Role, Store, Task, TaskPatch, Tasks, Transaction, User,
+    UserId, UserName, Users,
 };
 
 use crate::harness::{
@@ -119,10 +119,10 @@ async fn a_committed_transaction_is_visible() {
 }
 
 /// `writers` callers each retitle one fresh task at the same time; when
-/// `queue_behind_store` a transaction holds the store until they have all
-/// reached it, so they contend in the worst order. Checks that no update is
+/// `queue_behind_lock` a transaction holds the task's row lock until they
+/// have all reached it, so they contend in the worst order. Checks that no update is
 /// lost: every caller sees its own version, and the last is 1 + writers.
-async fn contend(flow: &Flow, owner: Principal, writers: i64, queue_behind_store: bool) {
+async fn contend(flow: &Flow, owner: Principal, writers: i64, queue_behind_lock: bool) {
     let task = create(flow, owner, new_task("Contended")).await;
     let updates = (0..writers)
         .map(|i| {
@@ -136,8 +136,13 @@ async fn contend(flow: &Flow, owner: Principal, writers: i64, queue_behind_store
             }
         })
         .collect();
-    let results = if queue_behind_store {
-        let blocker = flow.store().begin().await.expect("begin");
+    let results = if queue_behind_lock {
+        let mut blocker = flow.store().begin().await.expect("begin");
+        blocker
+            .task_for_update(owner.user_id, task.id)
+            .await
+            .expect("lock")
+            .expect("exists");
         let release = async move {
             for _ in 0..10_000 {
                 tokio::task::yield_now().await;

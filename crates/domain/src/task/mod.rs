@@ -1,3 +1,10 @@
+//! The tasks aggregate: a task and its value objects (title, description,
+//! status, priority), patches, and the keyset-paginated query; its port in
+//! [`port`], its use cases in [`use_cases`].
+
+pub mod port;
+pub mod use_cases;
+
 use std::cmp::Ordering;
 use std::fmt;
 

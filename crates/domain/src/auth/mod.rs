@@ -1,3 +1,10 @@
+//! The auth context: sessions, access and refresh tokens, the
+//! authenticated caller; its ports (session store, password hasher, access
+//! tokens) in [`ports`], its use cases in [`use_cases`].
+
+pub mod ports;
+pub mod use_cases;
+
 use std::fmt;
 
 use time::OffsetDateTime;

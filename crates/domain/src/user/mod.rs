@@ -1,3 +1,8 @@
+//! The users aggregate: a user and its value objects (e-mail, name,
+//! password, role); its port in [`port`].
+
+pub mod port;
+
 use std::fmt;
 
 use time::OffsetDateTime;

@@ -1,0 +1,103 @@
+//! [`TaskFlow`]: the use cases over one set of adapters. It is generic over
+//! [`Ports`]; only the composition root names concrete adapters. The use
+//! cases live with their context (`auth::use_cases`, `task::use_cases`),
+//! each with its errors; this module holds what they share.
+
+use time::Duration;
+
+use crate::error::PortError;
+use crate::ports::{Ports, SessionStore, Store};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How long a session lives without being refreshed.
+    pub refresh_token_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            refresh_token_ttl: Duration::days(30),
+        }
+    }
+}
+
+/// TaskFlow's use cases over one set of adapters.
+pub struct TaskFlow<P: Ports> {
+    pub(crate) store: P::Store,
+    pub(crate) sessions: P::Sessions,
+    pub(crate) hasher: P::Hasher,
+    pub(crate) tokens: P::Tokens,
+    pub(crate) clock: P::Clock,
+    pub(crate) settings: Settings,
+}
+
+impl<P: Ports> Clone for TaskFlow<P> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            sessions: self.sessions.clone(),
+            hasher: self.hasher.clone(),
+            tokens: self.tokens.clone(),
+            clock: self.clock.clone(),
+            settings: self.settings,
+        }
+    }
+}
+
+impl<P: Ports> std::fmt::Debug for TaskFlow<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskFlow")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state of each dependency, for readiness probes.
+#[derive(Debug)]
+pub struct Health {
+    pub checks: Vec<(&'static str, Result<(), PortError>)>,
+}
+
+impl Health {
+    pub fn is_ready(&self) -> bool {
+        self.checks.iter().all(|(_, r)| r.is_ok())
+    }
+}
+
+impl<P: Ports> TaskFlow<P> {
+    pub fn new(
+        store: P::Store,
+        sessions: P::Sessions,
+        hasher: P::Hasher,
+        tokens: P::Tokens,
+        clock: P::Clock,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            sessions,
+            hasher,
+            tokens,
+            clock,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &P::Store {
+        &self.store
+    }
+
+    pub fn sessions(&self) -> &P::Sessions {
+        &self.sessions
+    }
+
+    /// Asks every store whether it answers.
+    pub async fn health(&self) -> Health {
+        let store = self.store.ping().await;
+        let sessions = self.sessions.ping().await;
+        Health {
+            checks: vec![("database", store), ("sessionStore", sessions)],
+        }
+    }
+}
