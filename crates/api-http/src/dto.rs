@@ -70,49 +70,10 @@ impl From<Priority> for TaskPriority {
     }
 }
 
-// ---- request bodies are JSON objects ----
-
-/// Implements `Deserialize` for request bodies declared with
-/// `#[serde(remote = "Self")]` (whose derived code becomes an inherent
-/// `deserialize`): a JSON object only. Serde's derive also reads a struct
-/// from an array of its fields in order (`[]` was an empty PATCH, `["x"]`
-/// a task titled "x"); the document says object, and so does the server.
-macro_rules! json_object_only {
-    ($($ty:ident),* $(,)?) => {$(
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct ObjectOnly;
-                impl<'de> serde::de::Visitor<'de> for ObjectOnly {
-                    type Value = $ty;
-                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                        f.write_str("a JSON object")
-                    }
-                    fn visit_map<A: serde::de::MapAccess<'de>>(
-                        self,
-                        map: A,
-                    ) -> Result<$ty, A::Error> {
-                        $ty::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    }
-                }
-                deserializer.deserialize_map(ObjectOnly)
-            }
-        }
-    )*};
-}
-
-json_object_only!(
-    RegisterRequest,
-    LoginRequest,
-    RefreshRequest,
-    CreateTaskRequest,
-    ReplaceTaskRequest,
-    PatchTaskRequest,
-);
-
 // ---- users and auth ----
 
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
-#[serde(remote = "Self", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Stored trimmed and lower-cased; must be unique.
     #[garde(custom(valid_email))]
@@ -130,7 +91,7 @@ pub struct RegisterRequest {
 /// have been registered is simply wrong credentials (401), and the password
 /// policy may have changed since registration. Only the sizes are bounded.
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
-#[serde(remote = "Self", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
     #[garde(length(chars, max = LOGIN_EMAIL_MAX_LEN))]
     #[schema(schema_with = schemas::login_email)]
@@ -141,7 +102,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
-#[serde(remote = "Self", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RefreshRequest {
     #[garde(length(chars, min = 1, max = REFRESH_TOKEN_MAX_LEN))]
     #[schema(schema_with = schemas::refresh_token)]
@@ -244,7 +205,7 @@ impl From<&Task> for TaskResponse {
 }
 
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
-#[serde(remote = "Self", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTaskRequest {
     #[garde(custom(valid_title))]
     #[schema(schema_with = schemas::title)]
@@ -269,7 +230,7 @@ pub struct CreateTaskRequest {
 
 /// A full replacement: omitted nullable fields become `null`.
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
-#[serde(remote = "Self", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplaceTaskRequest {
     #[garde(custom(valid_title))]
     #[schema(schema_with = schemas::title)]
@@ -291,7 +252,7 @@ pub struct ReplaceTaskRequest {
 /// Only the fields present change; `null` clears `description` and
 /// `dueDate`, and is refused for the others.
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
-#[serde(remote = "Self", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchTaskRequest {
     #[garde(custom(present_title))]
     #[serde(default, deserialize_with = "present")]

@@ -21,7 +21,7 @@ pub struct Envelope<T> {
     pub success: bool,
     pub data: T,
     /// Always `null` here.
-    #[schema(value_type = Option<ErrorBody>)]
+    #[schema(value_type = Option<ErrorBody>, required = true)]
     pub error: Option<()>,
     pub meta: Meta,
 }
@@ -34,6 +34,7 @@ pub struct Meta {
     pub request_id: String,
     /// Present on lists only.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Pagination, required = false)]
     pub pagination: Option<Pagination>,
 }
 
@@ -41,8 +42,11 @@ pub struct Meta {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
+    /// The page size asked for (or the default), 1–100.
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: u32,
     /// Opaque; `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     pub has_more: bool,
 }
@@ -54,7 +58,7 @@ pub struct ErrorEnvelope {
     /// Always `false`.
     pub success: bool,
     /// Always `null`.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub data: Option<()>,
     pub error: ErrorBody,
     pub meta: Meta,

@@ -88,6 +88,15 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // an enum is expected is reported as "expected value", a syntax error).
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::malformed(format!("The request body is not valid JSON: {e}")))?;
+    // Every request body is a JSON object; serde's derive would also read
+    // a struct from an array of its fields in order (`["x"]` as a task
+    // titled "x").
+    if !value.is_object() {
+        return Err(ApiError::validation(&domain::ValidationErrors::single(
+            "body",
+            "must be a JSON object",
+        )));
+    }
     // Well-formed: whatever fails now is the shape, with the field's path.
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();

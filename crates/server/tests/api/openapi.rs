@@ -358,3 +358,53 @@ async fn the_document_states_the_rules_the_server_enforces() {
         json!(["low", "medium", "high", "urgent"])
     );
 }
+
+/// The envelopes' schemas say what is always sent: `data` and `error` are
+/// required (one of them `null`), `nextCursor` is required and nullable,
+/// `meta.pagination` is left out rather than `null`, a page's `limit` is in
+/// the range `GET /tasks` accepts.
+#[tokio::test]
+async fn the_envelopes_schemas_match_what_is_sent() {
+    use domain::TaskQuery;
+    let app = TestApp::spawn().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let required = |schema: &Value| -> BTreeSet<String> {
+        schema["required"]
+            .as_array()
+            .expect("a required list")
+            .iter()
+            .map(|v| v.as_str().expect("a name").to_owned())
+            .collect()
+    };
+    for name in ["success", "data", "error", "meta"] {
+        assert!(required(&schemas["ErrorEnvelope"]).contains(name), "{name}");
+    }
+    let pagination = &schemas["Pagination"];
+    assert!(required(pagination).contains("nextCursor"));
+    assert_eq!(
+        pagination["properties"]["nextCursor"]["type"],
+        json!(["string", "null"])
+    );
+    assert_eq!(pagination["properties"]["limit"]["minimum"], 1);
+    assert_eq!(
+        pagination["properties"]["limit"]["maximum"],
+        TaskQuery::MAX_LIMIT
+    );
+    let meta = &schemas["Meta"];
+    assert!(!required(meta).contains("pagination"));
+    assert_eq!(
+        meta["properties"]["pagination"]["$ref"], "#/components/schemas/Pagination",
+        "not nullable: left out when absent"
+    );
+    let envelopes: Vec<&String> = schemas
+        .as_object()
+        .expect("schemas")
+        .keys()
+        .filter(|k| k.starts_with("Envelope"))
+        .collect();
+    assert!(!envelopes.is_empty());
+    for name in envelopes {
+        assert!(required(&schemas[name]).contains("error"), "{name}");
+    }
+}
