@@ -12,6 +12,7 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod ports;
+pub mod project;
 pub mod task;
 pub mod text;
 pub mod user;
@@ -28,6 +29,8 @@ pub use ports::{
     AccessTokens, Clock, PasswordHasher, Ports, SessionStore, Store, SystemClock, Tasks,
     Transaction, Users,
 };
+pub use project::policy::{Action, Denied, authorize};
+pub use project::{Member, Project, ProjectDescription, ProjectId, ProjectName, ProjectRole};
 pub use task::use_cases::{CreateTaskError, TaskError, UpdateTaskError};
 pub use task::{
     Cursor, CursorKey, Description, NewTask, Page, Priority, SortKey, Status, Task, TaskId,

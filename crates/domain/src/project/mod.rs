@@ -1,0 +1,245 @@
+//! The projects aggregate: a project, its members with their roles, and the
+//! one authorization policy every use case consults ([`policy`]).
+//!
+//! Not yet reachable through the API: the ports, the storage and the use
+//! cases follow (issue 7).
+
+pub mod policy;
+
+use std::fmt;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::ValidationErrors;
+use crate::text;
+use crate::user::UserId;
+
+/// A project's id (UUIDv7: time-ordered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectId(pub Uuid);
+
+impl ProjectId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// 1–100 characters as sent, not blank, no control characters; stored
+/// trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectName(String);
+
+impl ProjectName {
+    pub const MAX_LEN: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        if text::length(raw) > Self::MAX_LEN {
+            Err("must be at most 100 characters")
+        } else if text::has_control(raw, &[]) {
+            Err(text::CONTROL_MESSAGE)
+        } else if raw.trim().is_empty() {
+            Err("must not be blank")
+        } else {
+            Ok(Self(raw.trim().to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// At most 2 000 characters; line breaks and tabs allowed, other control
+/// characters not; kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectDescription(String);
+
+impl ProjectDescription {
+    pub const MAX_LEN: usize = 2_000;
+
+    pub fn parse(raw: String) -> Result<Self, &'static str> {
+        if text::length(&raw) > Self::MAX_LEN {
+            Err("must be at most 2000 characters")
+        } else if text::has_control(&raw, &text::DESCRIPTION_CONTROLS) {
+            Err(text::CONTROL_MESSAGE)
+        } else {
+            Ok(Self(raw))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A member's role in a project, ordered by what it may do:
+/// `Viewer < Member < Admin < Owner`. Each project has exactly one owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProjectRole {
+    Viewer,
+    Member,
+    Admin,
+    Owner,
+}
+
+impl ProjectRole {
+    pub const ALL: [ProjectRole; 4] = [
+        ProjectRole::Viewer,
+        ProjectRole::Member,
+        ProjectRole::Admin,
+        ProjectRole::Owner,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectRole::Viewer => "viewer",
+            ProjectRole::Member => "member",
+            ProjectRole::Admin => "admin",
+            ProjectRole::Owner => "owner",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == raw)
+    }
+}
+
+/// The name of every user's personal project.
+pub const INBOX_NAME: &str = "Inbox";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: ProjectId,
+    pub name: ProjectName,
+    pub description: Option<ProjectDescription>,
+    /// Read-only while archived.
+    pub archived: bool,
+    /// The owner's Inbox: never shared, archived, transferred or deleted.
+    pub personal: bool,
+    pub owner_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// 1 on creation, +1 on every change.
+    pub version: i64,
+}
+
+impl Project {
+    /// A new shared project owned by `owner`, validated.
+    pub fn create(
+        owner: UserId,
+        name: &str,
+        description: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Project, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let name = errors.check("name", ProjectName::parse(name));
+        let description = description
+            .map(|d| errors.check("description", ProjectDescription::parse(d)))
+            .unwrap_or_default();
+        match name {
+            Some(name) if errors.is_empty() => Ok(Project {
+                id: ProjectId::generate(),
+                name,
+                description,
+                archived: false,
+                personal: false,
+                owner_id: owner,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// `owner`'s personal project, made at registration.
+    pub fn inbox(owner: UserId, now: OffsetDateTime) -> Project {
+        Project {
+            id: ProjectId::generate(),
+            name: ProjectName(INBOX_NAME.to_owned()),
+            description: None,
+            archived: false,
+            personal: true,
+            owner_id: owner,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+}
+
+/// A user's membership of a project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub project_id: ProjectId,
+    pub user_id: UserId,
+    pub role: ProjectRole,
+    pub joined_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-22 12:00 UTC);
+
+    #[test]
+    fn names_follow_the_text_rules() {
+        assert_eq!(
+            ProjectName::parse("  Launch  ").expect("valid").as_str(),
+            "Launch"
+        );
+        assert!(ProjectName::parse(&"x".repeat(100)).is_ok());
+        assert!(ProjectName::parse(&"x".repeat(101)).is_err());
+        assert_eq!(ProjectName::parse("   "), Err("must not be blank"));
+        assert_eq!(ProjectName::parse("a\u{0}b"), Err(text::CONTROL_MESSAGE));
+        assert_eq!(ProjectName::parse("a\nb"), Err(text::CONTROL_MESSAGE));
+    }
+
+    #[test]
+    fn descriptions_keep_line_breaks_and_refuse_other_controls() {
+        let kept = ProjectDescription::parse("Goals:\n\t- ship\r\n".into()).expect("valid");
+        assert_eq!(kept.as_str(), "Goals:\n\t- ship\r\n");
+        assert!(ProjectDescription::parse("a\u{7}b".into()).is_err());
+        assert!(ProjectDescription::parse("é".repeat(2_000)).is_ok());
+        assert!(ProjectDescription::parse("é".repeat(2_001)).is_err());
+    }
+
+    #[test]
+    fn roles_are_ordered_by_what_they_may_do() {
+        use ProjectRole::*;
+        assert!(Viewer < Member && Member < Admin && Admin < Owner);
+        for role in ProjectRole::ALL {
+            assert_eq!(ProjectRole::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(ProjectRole::parse("Owner"), None);
+    }
+
+    #[test]
+    fn a_new_project_is_shared_unarchived_at_version_1() {
+        let owner = UserId::generate();
+        let project = Project::create(owner, "Launch", Some("Q4".into()), NOW).expect("valid");
+        assert_eq!(project.owner_id, owner);
+        assert!(!project.personal && !project.archived);
+        assert_eq!((project.version, project.created_at), (1, NOW));
+        let errors = Project::create(owner, " ", Some("\u{0}".into()), NOW).expect_err("invalid");
+        assert!(errors.fields().contains_key("name"));
+        assert!(errors.fields().contains_key("description"));
+    }
+
+    #[test]
+    fn an_inbox_is_personal() {
+        let inbox = Project::inbox(UserId::generate(), NOW);
+        assert!(inbox.personal);
+        assert_eq!(inbox.name.as_str(), INBOX_NAME);
+    }
+}
