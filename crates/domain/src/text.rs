@@ -25,6 +25,46 @@ pub fn length(text: &str) -> usize {
     text.chars().count()
 }
 
+/// Why a text was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("must be at most {0} characters")]
+    TooLong(usize),
+    #[error("must not contain control characters")]
+    Control,
+    #[error("must not contain control characters other than tabs and line breaks")]
+    ControlInBlock,
+    #[error("must not be blank")]
+    Blank,
+}
+
+/// A one-line text (a title, a name): at most `max` characters as sent, no
+/// control characters, not blank; the trimmed text.
+pub fn line(raw: &str, max: usize) -> Result<String, TextError> {
+    if length(raw) > max {
+        Err(TextError::TooLong(max))
+    } else if has_control(raw, &[]) {
+        Err(TextError::Control)
+    } else if raw.trim().is_empty() {
+        Err(TextError::Blank)
+    } else {
+        Ok(raw.trim().to_owned())
+    }
+}
+
+/// A block of text (a description): at most `max` characters, no control
+/// characters but tabs and line breaks; kept exactly as written (it may be
+/// empty).
+pub fn block(raw: String, max: usize) -> Result<String, TextError> {
+    if length(&raw) > max {
+        Err(TextError::TooLong(max))
+    } else if has_control(&raw, &DESCRIPTION_CONTROLS) {
+        Err(TextError::ControlInBlock)
+    } else {
+        Ok(raw)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

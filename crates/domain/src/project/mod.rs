@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::ValidationErrors;
-use crate::text;
+use crate::text::{self, TextError};
 use crate::user::UserId;
 
 /// A project's id (UUIDv7: time-ordered).
@@ -39,16 +39,8 @@ pub struct ProjectName(String);
 impl ProjectName {
     pub const MAX_LEN: usize = 100;
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if text::length(raw) > Self::MAX_LEN {
-            Err("must be at most 100 characters")
-        } else if text::has_control(raw, &[]) {
-            Err(text::CONTROL_MESSAGE)
-        } else if raw.trim().is_empty() {
-            Err("must not be blank")
-        } else {
-            Ok(Self(raw.trim().to_owned()))
-        }
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        text::line(raw, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -64,14 +56,8 @@ pub struct ProjectDescription(String);
 impl ProjectDescription {
     pub const MAX_LEN: usize = 2_000;
 
-    pub fn parse(raw: String) -> Result<Self, &'static str> {
-        if text::length(&raw) > Self::MAX_LEN {
-            Err("must be at most 2000 characters")
-        } else if text::has_control(&raw, &text::DESCRIPTION_CONTROLS) {
-            Err(text::CONTROL_MESSAGE)
-        } else {
-            Ok(Self(raw))
-        }
+    pub fn parse(raw: String) -> Result<Self, TextError> {
+        text::block(raw, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -200,9 +186,9 @@ mod tests {
         );
         assert!(ProjectName::parse(&"x".repeat(100)).is_ok());
         assert!(ProjectName::parse(&"x".repeat(101)).is_err());
-        assert_eq!(ProjectName::parse("   "), Err("must not be blank"));
-        assert_eq!(ProjectName::parse("a\u{0}b"), Err(text::CONTROL_MESSAGE));
-        assert_eq!(ProjectName::parse("a\nb"), Err(text::CONTROL_MESSAGE));
+        assert_eq!(ProjectName::parse("   "), Err(TextError::Blank));
+        assert_eq!(ProjectName::parse("a\u{0}b"), Err(TextError::Control));
+        assert_eq!(ProjectName::parse("a\nb"), Err(TextError::Control));
     }
 
     #[test]

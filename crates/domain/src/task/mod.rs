@@ -12,7 +12,7 @@ use time::{OffsetDateTime, UtcOffset};
 use uuid::Uuid;
 
 use crate::error::ValidationErrors;
-use crate::text;
+use crate::text::{self, TextError};
 use crate::user::UserId;
 
 /// A task's id (UUIDv7: time-ordered, so it doubles as a tie-breaker in
@@ -40,16 +40,8 @@ pub struct Title(String);
 impl Title {
     pub const MAX_LEN: usize = 200;
 
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        if text::length(raw) > Self::MAX_LEN {
-            Err("must be at most 200 characters")
-        } else if text::has_control(raw, &[]) {
-            Err(text::CONTROL_MESSAGE)
-        } else if raw.trim().is_empty() {
-            Err("must not be blank")
-        } else {
-            Ok(Self(raw.trim().to_owned()))
-        }
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        text::line(raw, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -66,14 +58,8 @@ pub struct Description(String);
 impl Description {
     pub const MAX_LEN: usize = 10_000;
 
-    pub fn parse(raw: String) -> Result<Self, &'static str> {
-        if text::length(&raw) > Self::MAX_LEN {
-            Err("must be at most 10000 characters")
-        } else if text::has_control(&raw, &text::DESCRIPTION_CONTROLS) {
-            Err("must not contain control characters other than tabs and line breaks")
-        } else {
-            Ok(Self(raw))
-        }
+    pub fn parse(raw: String) -> Result<Self, TextError> {
+        text::block(raw, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -536,7 +522,7 @@ mod tests {
         ] {
             assert_eq!(
                 Title::parse(&format!("a{c}b")),
-                Err("must not contain control characters"),
+                Err(TextError::Control),
                 "{c:?}"
             );
             assert!(Title::parse(&format!("ab{c}")).is_err(), "trailing {c:?}");
@@ -550,10 +536,7 @@ mod tests {
     #[test]
     fn title_length_counts_characters_as_sent() {
         assert!(Title::parse(&"é".repeat(200)).is_ok());
-        assert_eq!(
-            Title::parse(&"é".repeat(201)),
-            Err("must be at most 200 characters")
-        );
+        assert_eq!(Title::parse(&"é".repeat(201)), Err(TextError::TooLong(200)));
         // Surrounding spaces count: the limit is on what was sent.
         assert!(Title::parse(&format!(" {} ", "x".repeat(199))).is_err());
         assert_eq!(
@@ -567,7 +550,7 @@ mod tests {
     #[test]
     fn blank_titles_are_rejected_after_trimming() {
         for blank in ["", " ", "\u{a0}\u{2003}\u{3000}"] {
-            assert_eq!(Title::parse(blank), Err("must not be blank"), "{blank:?}");
+            assert_eq!(Title::parse(blank), Err(TextError::Blank), "{blank:?}");
         }
         assert_eq!(Title::parse("  a  ").expect("valid").as_str(), "a");
     }

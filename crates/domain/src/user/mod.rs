@@ -8,7 +8,7 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::text;
+use crate::text::{self, TextError};
 
 /// A user's id (UUIDv7: time-ordered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,29 +105,11 @@ fn lower_case_keeping_length(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserName(String);
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UserNameError {
-    #[error("must not be blank")]
-    Blank,
-    #[error("must be at most 100 characters")]
-    TooLong,
-    #[error("must not contain control characters")]
-    Control,
-}
-
 impl UserName {
     pub const MAX_LEN: usize = 100;
 
-    pub fn parse(raw: &str) -> Result<Self, UserNameError> {
-        if text::length(raw) > Self::MAX_LEN {
-            Err(UserNameError::TooLong)
-        } else if text::has_control(raw, &[]) {
-            Err(UserNameError::Control)
-        } else if raw.trim().is_empty() {
-            Err(UserNameError::Blank)
-        } else {
-            Ok(Self(raw.trim().to_owned()))
-        }
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        text::line(raw, Self::MAX_LEN).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -278,12 +260,12 @@ mod tests {
         for c in ['\0', '\t', '\n', '\r', '\u{7f}', '\u{85}'] {
             assert_eq!(
                 UserName::parse(&format!("Ada{c}L")),
-                Err(UserNameError::Control),
+                Err(TextError::Control),
                 "{c:?}"
             );
             assert_eq!(
                 UserName::parse(&format!("Ada{c}")),
-                Err(UserNameError::Control),
+                Err(TextError::Control),
                 "trailing {c:?}"
             );
             assert_eq!(
@@ -316,13 +298,13 @@ mod tests {
         assert!(UserName::parse(&"ü".repeat(100)).is_ok());
         assert_eq!(
             UserName::parse(&"ü".repeat(101)),
-            Err(UserNameError::TooLong)
+            Err(TextError::TooLong(100))
         );
         assert_eq!(
             UserName::parse(&format!(" {} ", "x".repeat(99))),
-            Err(UserNameError::TooLong)
+            Err(TextError::TooLong(100))
         );
-        assert_eq!(UserName::parse("\u{3000} "), Err(UserNameError::Blank));
+        assert_eq!(UserName::parse("\u{3000} "), Err(TextError::Blank));
     }
 
     #[test]
