@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use domain::ports::InsertUserError;
+use domain::ports::{InsertMemberError, InsertUserError, MemberQuery, ProjectQuery};
 use domain::{
-    Email, PortError, Store, Task, TaskId, TaskQuery, Tasks, Transaction, User, UserId, Users,
+    Email, Member, PortError, Project, ProjectId, ProjectRole, Projects, Store, Task, TaskId,
+    TaskQuery, Tasks, Transaction, User, UserId, Users,
 };
 use tokio::sync::OwnedMutexGuard;
 
@@ -23,6 +24,12 @@ struct State {
     /// Addresses inserted by transactions still open: taken, as a unique
     /// index entry is in PostgreSQL.
     reserved_emails: HashSet<Email>,
+    projects: HashMap<ProjectId, Project>,
+    /// Members by project, then user.
+    members: HashMap<ProjectId, BTreeMap<UserId, Member>>,
+    /// Memberships inserted by transactions still open (the primary key's
+    /// entry, as for e-mails).
+    reserved_members: HashSet<(ProjectId, UserId)>,
 }
 
 impl State {
@@ -59,6 +66,26 @@ impl State {
                     tasks.remove(&id);
                 }
             }
+            Write::PutProject(project) => {
+                self.projects.insert(project.id, project);
+            }
+            Write::DeleteProject(id) => {
+                self.projects.remove(&id);
+                self.members.remove(&id);
+            }
+            Write::PutMember(member) => {
+                self.reserved_members
+                    .remove(&(member.project_id, member.user_id));
+                self.members
+                    .entry(member.project_id)
+                    .or_default()
+                    .insert(member.user_id, member);
+            }
+            Write::DeleteMember(project, user) => {
+                if let Some(members) = self.members.get_mut(&project) {
+                    members.remove(&user);
+                }
+            }
         }
     }
 }
@@ -91,6 +118,33 @@ enum Write {
     /// Inserts the task, or replaces the one with its id.
     PutTask(Task),
     DeleteTask(UserId, TaskId),
+    /// Inserts the project, or replaces the one with its id.
+    PutProject(Project),
+    /// Deletes the project and its memberships.
+    DeleteProject(ProjectId),
+    /// Inserts the membership, or replaces the one of its project and user.
+    PutMember(Member),
+    DeleteMember(ProjectId, UserId),
+}
+
+impl Write {
+    fn is_about_projects(&self) -> bool {
+        matches!(
+            self,
+            Write::PutProject(_)
+                | Write::DeleteProject(_)
+                | Write::PutMember(_)
+                | Write::DeleteMember(..)
+        )
+    }
+}
+
+/// What a row lock is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Row {
+    Task(TaskId),
+    Project(ProjectId),
+    Member(ProjectId, UserId),
 }
 
 /// The row locks: one mutex per task some transaction has locked or waits
@@ -101,7 +155,7 @@ type RowLock = Arc<tokio::sync::Mutex<()>>;
 struct Shared {
     /// Never held across an await.
     state: Mutex<State>,
-    rows: Mutex<HashMap<TaskId, RowLock>>,
+    rows: Mutex<HashMap<Row, RowLock>>,
 }
 
 impl Shared {
@@ -111,7 +165,7 @@ impl Shared {
 
     /// Waits for the row's lock, as a locking read or a write would in
     /// PostgreSQL.
-    async fn lock_row(&self, id: TaskId) -> OwnedMutexGuard<()> {
+    async fn lock_row(&self, id: Row) -> OwnedMutexGuard<()> {
         let lock = Arc::clone(
             self.rows
                 .lock()
@@ -122,11 +176,11 @@ impl Shared {
         lock.lock_owned().await
     }
 
-    fn release_rows(&self, held: Vec<(TaskId, OwnedMutexGuard<()>)>) {
+    fn release_rows(&self, held: Vec<(Row, OwnedMutexGuard<()>)>) {
         if held.is_empty() {
             return;
         }
-        let ids: Vec<TaskId> = held.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<Row> = held.iter().map(|(id, _)| *id).collect();
         drop(held);
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         for id in ids {
@@ -190,13 +244,15 @@ struct Tx {
     /// In the order made; applied in that order at commit.
     writes: Vec<Write>,
     /// Row locks held until the transaction ends.
-    rows: Vec<(TaskId, OwnedMutexGuard<()>)>,
+    rows: Vec<(Row, OwnedMutexGuard<()>)>,
     /// Addresses this transaction's user insertions took.
     reserved: Vec<Email>,
+    /// Memberships this transaction's insertions took.
+    reserved_members: Vec<(ProjectId, UserId)>,
 }
 
 impl Tx {
-    fn holds(&self, id: TaskId) -> bool {
+    fn holds(&self, id: Row) -> bool {
         self.rows.iter().any(|(held, _)| *held == id)
     }
 
@@ -221,8 +277,31 @@ impl Tx {
         self.writes.iter().any(|write| match write {
             Write::PutTask(task) => task.owner_id == owner,
             Write::DeleteTask(o, _) => *o == owner,
-            Write::InsertUser(_) => false,
+            _ => false,
         })
+    }
+
+    /// The project as this transaction's own writes left it.
+    fn own_project(&self, id: ProjectId) -> Option<Option<&Project>> {
+        self.writes.iter().rev().find_map(|write| match write {
+            Write::PutProject(project) if project.id == id => Some(Some(project)),
+            Write::DeleteProject(deleted) if *deleted == id => Some(None),
+            _ => None,
+        })
+    }
+
+    /// The membership as this transaction's own writes left it.
+    fn own_member(&self, project: ProjectId, user: UserId) -> Option<Option<&Member>> {
+        self.writes.iter().rev().find_map(|write| match write {
+            Write::PutMember(m) if m.project_id == project && m.user_id == user => Some(Some(m)),
+            Write::DeleteMember(p, u) if *p == project && *u == user => Some(None),
+            Write::DeleteProject(p) if *p == project => Some(None),
+            _ => None,
+        })
+    }
+
+    fn touches_projects(&self) -> bool {
+        self.writes.iter().any(Write::is_about_projects)
     }
 }
 
@@ -236,9 +315,44 @@ impl MemoryHandle {
         self.shared.state().task(owner, id).cloned()
     }
 
+    fn visible_project(&self, id: ProjectId) -> Option<Project> {
+        if let Some(own) = self.tx.as_ref().and_then(|tx| tx.own_project(id)) {
+            return own.cloned();
+        }
+        self.shared.state().projects.get(&id).cloned()
+    }
+
+    fn visible_member(&self, project: ProjectId, user: UserId) -> Option<Member> {
+        if let Some(own) = self.tx.as_ref().and_then(|tx| tx.own_member(project, user)) {
+            return own.cloned();
+        }
+        let state = self.shared.state();
+        state.members.get(&project)?.get(&user).cloned()
+    }
+
+    /// The projects and memberships as this handle sees them: committed,
+    /// or (in a transaction that changed some) a copy with its writes.
+    fn project_view<T>(&self, read: impl FnOnce(&State) -> T) -> T {
+        let state = self.shared.state();
+        match &self.tx {
+            Some(tx) if tx.touches_projects() => {
+                let mut view = State {
+                    projects: state.projects.clone(),
+                    members: state.members.clone(),
+                    ..State::default()
+                };
+                for write in tx.writes.iter().filter(|w| w.is_about_projects()) {
+                    view.apply(write.clone());
+                }
+                read(&view)
+            }
+            _ => read(&state),
+        }
+    }
+
     /// Locks the row: until the transaction ends, or (outside one) returns
     /// the guard for the caller to drop when its write is done.
-    async fn lock_row(&mut self, id: TaskId) -> Option<OwnedMutexGuard<()>> {
+    async fn lock_row(&mut self, id: Row) -> Option<OwnedMutexGuard<()>> {
         if self.tx.as_ref().is_some_and(|tx| tx.holds(id)) {
             return None;
         }
@@ -270,6 +384,9 @@ impl MemoryHandle {
             let mut state = self.shared.state();
             for email in &tx.reserved {
                 state.reserved_emails.remove(email);
+            }
+            for key in &tx.reserved_members {
+                state.reserved_members.remove(key);
             }
             if commit {
                 for write in tx.writes {
@@ -343,13 +460,13 @@ impl Tasks for MemoryHandle {
         owner: UserId,
         id: TaskId,
     ) -> Result<Option<Task>, PortError> {
-        let _until_the_call_ends = self.lock_row(id).await;
+        let _until_the_call_ends = self.lock_row(Row::Task(id)).await;
         // Read once the lock is ours: whatever its last holder committed.
         Ok(self.visible_task(owner, id))
     }
 
     async fn update_task(&mut self, task: &Task) -> Result<bool, PortError> {
-        let _until_the_write_is_done = self.lock_row(task.id).await;
+        let _until_the_write_is_done = self.lock_row(Row::Task(task.id)).await;
         if self.visible_task(task.owner_id, task.id).is_none() {
             return Ok(false);
         }
@@ -358,7 +475,7 @@ impl Tasks for MemoryHandle {
     }
 
     async fn delete_task(&mut self, owner: UserId, id: TaskId) -> Result<bool, PortError> {
-        let _until_the_write_is_done = self.lock_row(id).await;
+        let _until_the_write_is_done = self.lock_row(Row::Task(id)).await;
         if self.visible_task(owner, id).is_none() {
             return Ok(false);
         }
@@ -392,5 +509,162 @@ impl Tasks for MemoryHandle {
             }
             _ => Ok(committed.map_or_else(Vec::new, |tasks| list(tasks.values(), query))),
         }
+    }
+}
+
+impl Projects for MemoryHandle {
+    async fn insert_project(&mut self, project: &Project) -> Result<(), PortError> {
+        self.write(Write::PutProject(project.clone()));
+        Ok(())
+    }
+
+    async fn project(&mut self, id: ProjectId) -> Result<Option<Project>, PortError> {
+        Ok(self.visible_project(id))
+    }
+
+    async fn project_for_update(&mut self, id: ProjectId) -> Result<Option<Project>, PortError> {
+        let _until_the_call_ends = self.lock_row(Row::Project(id)).await;
+        Ok(self.visible_project(id))
+    }
+
+    async fn update_project(&mut self, project: &Project) -> Result<bool, PortError> {
+        let _until_the_write_is_done = self.lock_row(Row::Project(project.id)).await;
+        if self.visible_project(project.id).is_none() {
+            return Ok(false);
+        }
+        self.write(Write::PutProject(project.clone()));
+        Ok(true)
+    }
+
+    async fn delete_project(&mut self, id: ProjectId) -> Result<bool, PortError> {
+        let _until_the_write_is_done = self.lock_row(Row::Project(id)).await;
+        if self.visible_project(id).is_none() {
+            return Ok(false);
+        }
+        self.write(Write::DeleteProject(id));
+        Ok(true)
+    }
+
+    async fn insert_member(&mut self, member: &Member) -> Result<(), InsertMemberError> {
+        let key = (member.project_id, member.user_id);
+        if self.visible_member(key.0, key.1).is_some() {
+            return Err(InsertMemberError::AlreadyMember);
+        }
+        {
+            let mut state = self.shared.state();
+            let committed = state
+                .members
+                .get(&key.0)
+                .is_some_and(|members| members.contains_key(&key.1));
+            let deleted_here = self
+                .tx
+                .as_ref()
+                .and_then(|tx| tx.own_member(key.0, key.1))
+                .is_some();
+            if (committed && !deleted_here) || state.reserved_members.contains(&key) {
+                return Err(InsertMemberError::AlreadyMember);
+            }
+            if let Some(tx) = &mut self.tx {
+                state.reserved_members.insert(key);
+                tx.reserved_members.push(key);
+            }
+        }
+        self.write(Write::PutMember(member.clone()));
+        Ok(())
+    }
+
+    async fn member(
+        &mut self,
+        project: ProjectId,
+        user: UserId,
+    ) -> Result<Option<Member>, PortError> {
+        Ok(self.visible_member(project, user))
+    }
+
+    async fn update_member_role(
+        &mut self,
+        project: ProjectId,
+        user: UserId,
+        role: ProjectRole,
+    ) -> Result<bool, PortError> {
+        let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await;
+        let Some(mut member) = self.visible_member(project, user) else {
+            return Ok(false);
+        };
+        member.role = role;
+        self.write(Write::PutMember(member));
+        Ok(true)
+    }
+
+    async fn delete_member(&mut self, project: ProjectId, user: UserId) -> Result<bool, PortError> {
+        let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await;
+        if self.visible_member(project, user).is_none() {
+            return Ok(false);
+        }
+        self.write(Write::DeleteMember(project, user));
+        Ok(true)
+    }
+
+    async fn members(
+        &mut self,
+        project: ProjectId,
+        query: &MemberQuery,
+    ) -> Result<Vec<Member>, PortError> {
+        Ok(self.project_view(|state| {
+            let mut members: Vec<Member> = state
+                .members
+                .get(&project)
+                .map(|members| members.values().cloned().collect())
+                .unwrap_or_default();
+            members.sort_by_key(|m| (m.joined_at, m.user_id));
+            members
+                .into_iter()
+                .filter(|m| {
+                    query
+                        .after
+                        .is_none_or(|after| (m.joined_at, m.user_id) > after)
+                })
+                .take(query.limit as usize + 1)
+                .collect()
+        }))
+    }
+
+    async fn projects_of(
+        &mut self,
+        user: UserId,
+        query: &ProjectQuery,
+    ) -> Result<Vec<(Project, ProjectRole)>, PortError> {
+        Ok(self.project_view(|state| {
+            let mut mine: Vec<(String, Project, ProjectRole)> = state
+                .members
+                .iter()
+                .filter_map(|(project, members)| Some((project, members.get(&user)?.role)))
+                .filter_map(|(project, role)| {
+                    let project = state.projects.get(project)?;
+                    (project.archived == query.archived)
+                        .then(|| (project.sort_key(), project.clone(), role))
+                })
+                .collect();
+            mine.sort_by(|a, b| (&a.0, a.1.id).cmp(&(&b.0, b.1.id)));
+            mine.into_iter()
+                .filter(|(key, project, _)| {
+                    query.after.as_ref().is_none_or(|(after_key, after_id)| {
+                        (key, project.id) > (after_key, *after_id)
+                    })
+                })
+                .take(query.limit as usize + 1)
+                .map(|(_, project, role)| (project, role))
+                .collect()
+        }))
+    }
+
+    async fn inbox_of(&mut self, user: UserId) -> Result<Option<Project>, PortError> {
+        Ok(self.project_view(|state| {
+            state
+                .projects
+                .values()
+                .find(|p| p.personal && p.owner_id == user)
+                .cloned()
+        }))
     }
 }

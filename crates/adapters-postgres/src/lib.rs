@@ -7,6 +7,7 @@
 
 mod error;
 mod migrate;
+mod project;
 mod rows;
 mod schema;
 mod store;

@@ -79,3 +79,60 @@ pub async fn reset(url: &str) -> Result<Vec<String>, PortError> {
     .map_err(|e| PortError::unexpected(WHAT, e))??;
     run_migrations(url).await
 }
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::{BigInt, Text};
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    fn count(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>, sql: &str) -> i64 {
+        diesel::sql_query(sql)
+            .get_result::<Count>(conn)
+            .expect("count")
+            .n
+    }
+
+    /// The projects migration gives every user who registered before it an
+    /// Inbox they own, and it can be reverted and applied again.
+    #[tokio::test]
+    async fn users_from_before_projects_get_an_inbox_and_the_migration_reverts() {
+        let db = TestDatabase::create().await;
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&url).expect("connect");
+            let reverted = conn.revert_last_migration(MIGRATIONS).expect("revert");
+            assert!(reverted.to_string().ends_with("000003"), "{reverted}");
+            for email in ["old1@example.com", "old2@example.com"] {
+                diesel::sql_query(
+                    "INSERT INTO users (id, email, name, role, password_hash, created_at) \
+                     VALUES (gen_random_uuid(), $1, 'Old', 'user', 'x', now())",
+                )
+                .bind::<Text, _>(email)
+                .execute(&mut conn)
+                .expect("insert a user");
+            }
+            conn.run_pending_migrations(MIGRATIONS).expect("migrate");
+            let inboxes = "SELECT count(*) AS n FROM users u \
+                 JOIN projects p ON p.owner_id = u.id AND p.personal AND p.name = 'Inbox' \
+                 JOIN project_members m ON m.project_id = p.id AND m.user_id = u.id \
+                     AND m.role = 'owner'";
+            assert_eq!(count(&mut conn, inboxes), 2, "each user owns one Inbox");
+            assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM projects"), 2);
+            conn.revert_last_migration(MIGRATIONS)
+                .expect("revert again");
+            conn.run_pending_migrations(MIGRATIONS)
+                .expect("apply again");
+            assert_eq!(count(&mut conn, inboxes), 2);
+        })
+        .await
+        .expect("the blocking test");
+    }
+}

@@ -40,7 +40,7 @@ pub(crate) struct TaskRow {
     pub version: i64,
 }
 
-fn corrupt(what: &str, value: impl std::fmt::Display) -> PortError {
+pub(crate) fn corrupt(what: &str, value: impl std::fmt::Display) -> PortError {
     PortError::unexpected("database", format!("stored {what} is not valid: {value}"))
 }
 

@@ -28,5 +28,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    projects (id) {
+        id -> Uuid,
+        name -> Text,
+        name_key -> Text,
+        description -> Nullable<Text>,
+        archived -> Bool,
+        personal -> Bool,
+        owner_id -> Uuid,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    project_members (project_id, user_id) {
+        project_id -> Uuid,
+        user_id -> Uuid,
+        role -> Text,
+        joined_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(tasks -> users (owner_id));
-diesel::allow_tables_to_appear_in_same_query!(users, tasks);
+diesel::joinable!(project_members -> projects (project_id));
+diesel::allow_tables_to_appear_in_same_query!(users, tasks, projects, project_members);

@@ -33,7 +33,9 @@ macro_rules! store_contract {
             tasks_are_reached_only_through_their_owner, update_and_delete,
             list_filters, list_orders_match_the_domain_in_every_sort, keyset_pages_cover_everything_once,
             committed_transaction_is_visible, dropped_transaction_leaves_no_trace,
-            transaction_reads_its_own_writes, concurrent_transactions_do_not_lose_updates, ping_answers);
+            transaction_reads_its_own_writes, concurrent_transactions_do_not_lose_updates, ping_answers,
+            project_round_trip, memberships, projects_of_a_user_by_name_with_their_roles,
+            members_in_join_order, inbox_of_a_user, a_dropped_transaction_leaves_no_project);
         $crate::store_contract!(@paused $make;
             task_for_update_waits_for_the_transaction_holding_the_row,
             reads_outside_a_transaction_neither_wait_nor_see_uncommitted_writes,
@@ -231,6 +233,7 @@ async fn varied_tasks<S: Store>(store: &S, owner: UserId) -> Vec<Task> {
 }
 
 pub mod store {
+    pub use super::projects::*;
     use super::*;
 
     pub async fn user_round_trip<S: Store>(store: S) {
@@ -785,6 +788,235 @@ pub mod store {
         assert_eq!(locked, Some(task));
         writer.commit().await.expect("commit");
         reader.commit().await.expect("commit");
+    }
+}
+
+pub mod projects {
+    use super::*;
+    use crate::ports::{InsertMemberError, MemberQuery, ProjectQuery, Projects};
+    use crate::project::{Member, Project, ProjectRole};
+
+    fn member(project: &Project, user: UserId, role: ProjectRole, at: OffsetDateTime) -> Member {
+        Member {
+            project_id: project.id,
+            user_id: user,
+            role,
+            joined_at: at,
+        }
+    }
+
+    /// A project owned by a new user, stored with its owner's membership.
+    async fn stored_project<S: Store>(store: &S, name: &str) -> (Project, UserId) {
+        let owner = stored_user(store).await.id;
+        let project = Project::create(owner, name, Some("About".into()), now()).expect("valid");
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_project(&project).await.expect("insert");
+        tx.insert_member(&member(&project, owner, ProjectRole::Owner, now()))
+            .await
+            .expect("insert owner");
+        tx.commit().await.expect("commit");
+        (project, owner)
+    }
+
+    pub async fn project_round_trip<S: Store>(store: S) {
+        let (mut project, owner) = stored_project(&store, "Launch").await;
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(
+            conn.project(project.id).await.expect("read"),
+            Some(project.clone())
+        );
+        project.archived = true;
+        project.version += 1;
+        assert!(conn.update_project(&project).await.expect("update"));
+        let mut tx = store.begin().await.expect("begin");
+        let locked = tx.project_for_update(project.id).await.expect("read");
+        assert_eq!(locked, Some(project.clone()));
+        assert!(tx.delete_project(project.id).await.expect("delete"));
+        tx.commit().await.expect("commit");
+        assert_eq!(conn.project(project.id).await.expect("read"), None);
+        assert_eq!(
+            conn.member(project.id, owner).await.expect("read"),
+            None,
+            "memberships go with their project"
+        );
+        assert!(!conn.update_project(&project).await.expect("update"));
+        assert!(!conn.delete_project(project.id).await.expect("delete"));
+    }
+
+    pub async fn memberships<S: Store>(store: S) {
+        let (project, owner) = stored_project(&store, "Team").await;
+        let ada = stored_user(&store).await.id;
+        let mut conn = store.connection().await.expect("connection");
+        let joined = member(&project, ada, ProjectRole::Viewer, now());
+        conn.insert_member(&joined).await.expect("insert");
+        assert!(matches!(
+            conn.insert_member(&joined).await,
+            Err(InsertMemberError::AlreadyMember)
+        ));
+        assert_eq!(
+            conn.member(project.id, ada).await.expect("read"),
+            Some(joined.clone())
+        );
+        assert!(
+            conn.update_member_role(project.id, ada, ProjectRole::Admin)
+                .await
+                .expect("update")
+        );
+        let read = conn
+            .member(project.id, ada)
+            .await
+            .expect("read")
+            .expect("member");
+        assert_eq!(read.role, ProjectRole::Admin);
+        assert!(conn.delete_member(project.id, ada).await.expect("delete"));
+        assert_eq!(conn.member(project.id, ada).await.expect("read"), None);
+        assert!(!conn.delete_member(project.id, ada).await.expect("delete"));
+        assert!(
+            !conn
+                .update_member_role(project.id, ada, ProjectRole::Member)
+                .await
+                .expect("update")
+        );
+        let stranger = UserId::generate();
+        assert_eq!(conn.member(project.id, stranger).await.expect("read"), None);
+        let owner_row = conn
+            .member(project.id, owner)
+            .await
+            .expect("read")
+            .expect("owner");
+        assert_eq!(owner_row.role, ProjectRole::Owner);
+    }
+
+    pub async fn projects_of_a_user_by_name_with_their_roles<S: Store>(store: S) {
+        let ada = stored_user(&store).await.id;
+        let mut conn = store.connection().await.expect("connection");
+        let mut expected = Vec::new();
+        for (name, role, archived) in [
+            ("beta", ProjectRole::Member, false),
+            ("Alpha", ProjectRole::Owner, false),
+            ("alpha 2", ProjectRole::Viewer, false),
+            ("ALPHA", ProjectRole::Admin, false),
+            ("Zed", ProjectRole::Owner, true),
+        ] {
+            let mut project = Project::create(ada, name, None, now()).expect("valid");
+            project.archived = archived;
+            conn.insert_project(&project).await.expect("insert");
+            conn.insert_member(&member(&project, ada, role, now()))
+                .await
+                .expect("join");
+            if !archived {
+                expected.push((project, role));
+            }
+        }
+        // Someone else's project is not listed.
+        stored_project(&store, "aardvark").await;
+        expected.sort_by_key(|(p, _)| (p.sort_key(), p.id));
+        let all = ProjectQuery {
+            archived: false,
+            after: None,
+            limit: 100,
+        };
+        assert_eq!(conn.projects_of(ada, &all).await.expect("list"), expected);
+        let names: Vec<String> = expected.iter().map(|(p, _)| p.sort_key()).collect();
+        assert_eq!(names[..2], ["alpha".to_owned(), "alpha".to_owned()]);
+        // Keyset pages of one cover every project once, in order.
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = ProjectQuery {
+                archived: false,
+                after: after.clone(),
+                limit: 1,
+            };
+            let rows = conn.projects_of(ada, &page).await.expect("list");
+            let (project, role) = rows.first().cloned().expect("a row");
+            after = Some((project.sort_key(), project.id));
+            seen.push((project, role));
+            if rows.len() == 1 {
+                break;
+            }
+        }
+        assert_eq!(seen, expected);
+        let archived = ProjectQuery {
+            archived: true,
+            ..all
+        };
+        let listed = conn.projects_of(ada, &archived).await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0.name.as_str(), "Zed");
+    }
+
+    pub async fn members_in_join_order<S: Store>(store: S) {
+        let (project, owner) = stored_project(&store, "Crowd").await;
+        let mut conn = store.connection().await.expect("connection");
+        let start = now();
+        let mut expected = vec![
+            conn.member(project.id, owner)
+                .await
+                .expect("read")
+                .expect("owner"),
+        ];
+        for i in 0..4 {
+            let user = stored_user(&store).await.id;
+            let joined = member(
+                &project,
+                user,
+                ProjectRole::Member,
+                start + Duration::seconds(i),
+            );
+            conn.insert_member(&joined).await.expect("join");
+            expected.push(joined);
+        }
+        expected.sort_by_key(|m| (m.joined_at, m.user_id));
+        let all = MemberQuery {
+            after: None,
+            limit: 100,
+        };
+        assert_eq!(
+            conn.members(project.id, &all).await.expect("list"),
+            expected
+        );
+        let page = MemberQuery {
+            after: Some((expected[1].joined_at, expected[1].user_id)),
+            limit: 2,
+        };
+        let rows = conn.members(project.id, &page).await.expect("list");
+        assert_eq!(rows, expected[2..5], "limit + 1 rows after the cursor");
+    }
+
+    pub async fn inbox_of_a_user<S: Store>(store: S) {
+        let ada = stored_user(&store).await.id;
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(conn.inbox_of(ada).await.expect("read"), None);
+        let inbox = Project::inbox(ada, now());
+        conn.insert_project(&inbox).await.expect("insert");
+        stored_project(&store, "Not an inbox").await;
+        assert_eq!(conn.inbox_of(ada).await.expect("read"), Some(inbox));
+    }
+
+    pub async fn a_dropped_transaction_leaves_no_project<S: Store>(store: S) {
+        let ada = stored_user(&store).await.id;
+        let project = Project::create(ada, "Never", None, now()).expect("valid");
+        {
+            let mut tx = store.begin().await.expect("begin");
+            tx.insert_project(&project).await.expect("insert");
+            tx.insert_member(&member(&project, ada, ProjectRole::Owner, now()))
+                .await
+                .expect("join");
+            assert_eq!(
+                tx.project(project.id).await.expect("read"),
+                Some(project.clone())
+            );
+        }
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(conn.project(project.id).await.expect("read"), None);
+        assert_eq!(conn.member(project.id, ada).await.expect("read"), None);
+        let mine = ProjectQuery {
+            archived: false,
+            after: None,
+            limit: 10,
+        };
+        assert!(conn.projects_of(ada, &mine).await.expect("list").is_empty());
     }
 }
 

@@ -26,7 +26,7 @@ pub use auth::{
 };
 pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
 pub use ports::{
-    AccessTokens, Clock, PasswordHasher, Ports, SessionStore, Store, SystemClock, Tasks,
+    AccessTokens, Clock, PasswordHasher, Ports, Projects, SessionStore, Store, SystemClock, Tasks,
     Transaction, Users,
 };
 pub use project::policy::{Action, Denied, authorize};

@@ -13,10 +13,12 @@ use time::OffsetDateTime;
 
 pub use crate::auth::ports::{AccessTokens, PasswordHasher, SessionStore};
 use crate::error::PortError;
+pub use crate::project::port::{InsertMemberError, MemberQuery, ProjectQuery, Projects};
 pub use crate::task::port::Tasks;
 pub use crate::user::port::{InsertUserError, Users};
 
-/// The persistent store: one port per aggregate ([`Users`], [`Tasks`]),
+/// The persistent store: one port per aggregate ([`Users`], [`Projects`],
+/// [`Tasks`]),
 /// reached through a handle.
 ///
 /// `connection` gives a handle whose every call commits on its own;
@@ -27,8 +29,8 @@ pub use crate::user::port::{InsertUserError, Users};
 /// all. Reading through a connection while a transaction is open elsewhere
 /// never waits and sees only committed data.
 pub trait Store: Clone + Send + Sync + 'static {
-    type Connection: Users + Tasks;
-    type Transaction: Users + Tasks + Transaction;
+    type Connection: Users + Projects + Tasks;
+    type Transaction: Users + Projects + Tasks + Transaction;
 
     fn connection(&self) -> impl Future<Output = Result<Self::Connection, PortError>> + Send;
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction, PortError>> + Send;

@@ -9,9 +9,10 @@ use crate::app::TaskFlow;
 use crate::auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId};
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::ports::{
-    AccessTokens, Clock, InsertUserError, PasswordHasher, Ports, SessionStore, Store, Transaction,
-    Users,
+    AccessTokens, Clock, InsertMemberError, InsertUserError, PasswordHasher, Ports, Projects,
+    SessionStore, Store, Transaction, Users,
 };
+use crate::project::{Member, Project, ProjectRole};
 use crate::user::{Email, PlainPassword, Role, User, UserId, UserName};
 
 #[derive(Debug)]
@@ -103,7 +104,8 @@ pub struct LoginOutcome {
 }
 
 impl<P: Ports> TaskFlow<P> {
-    /// Creates an account with role `user`.
+    /// Creates an account with role `user`, and its Inbox (a personal
+    /// project the user owns) in the same transaction.
     pub async fn register(&self, input: RegisterInput) -> Result<User, RegisterError> {
         let mut errors = ValidationErrors::new();
         let email = errors.check("email", Email::parse(&input.email));
@@ -132,6 +134,14 @@ impl<P: Ports> TaskFlow<P> {
             password_hash: self.hasher.hash(password).await?,
             created_at: self.clock.now(),
         };
+        // The account and its Inbox, which the user owns, or neither.
+        let inbox = Project::inbox(user.id, user.created_at);
+        let owner = Member {
+            project_id: inbox.id,
+            user_id: user.id,
+            role: ProjectRole::Owner,
+            joined_at: user.created_at,
+        };
         let mut tx = self.store.begin().await?;
         match tx.insert_user(&user).await {
             // Registered meanwhile by someone else: the store's rule holds.
@@ -139,6 +149,13 @@ impl<P: Ports> TaskFlow<P> {
             Err(InsertUserError::Port(e)) => return Err(e.into()),
             Ok(()) => {}
         }
+        tx.insert_project(&inbox).await?;
+        tx.insert_member(&owner).await.map_err(|e| match e {
+            InsertMemberError::Port(e) => e,
+            InsertMemberError::AlreadyMember => {
+                PortError::unexpected("database", "a new Inbox already had its owner")
+            }
+        })?;
         tx.commit().await?;
         Ok(user)
     }

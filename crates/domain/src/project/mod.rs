@@ -1,10 +1,11 @@
 //! The projects aggregate: a project, its members with their roles, and the
 //! one authorization policy every use case consults ([`policy`]).
 //!
-//! Not yet reachable through the API: the ports, the storage and the use
-//! cases follow (issue 7).
+//! Stored (its port in [`port`]); registration makes every user's Inbox.
+//! Not yet reachable through the API: the use cases follow (issue 7).
 
 pub mod policy;
+pub mod port;
 
 use std::fmt;
 
@@ -143,6 +144,12 @@ impl Project {
             }),
             _ => Err(errors),
         }
+    }
+
+    /// The key projects are listed by: the name, case-insensitively (the
+    /// domain computes it, so every store sorts alike).
+    pub fn sort_key(&self) -> String {
+        self.name.as_str().to_lowercase()
     }
 
     /// `owner`'s personal project, made at registration.

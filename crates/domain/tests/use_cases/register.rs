@@ -1,4 +1,4 @@
-use domain::{Clock, RegisterError, Role, Store, User, Users};
+use domain::{Clock, ProjectRole, Projects, RegisterError, Role, Store, User, Users};
 
 use crate::harness::{PASSWORD, fields, registration, taskflow, together};
 
@@ -40,6 +40,30 @@ async fn registered_user_is_stored_with_role_user() {
     assert_eq!(by_id.as_ref(), Some(&user));
     let by_email = conn.user_by_email(&user.email).await.expect("read");
     assert_eq!(by_email, Some(user));
+}
+
+#[tokio::test]
+async fn registration_gives_the_user_an_inbox_they_own() {
+    let (flow, clock) = taskflow();
+    let user = flow
+        .register(registration("ada@example.com", PASSWORD, "Ada"))
+        .await
+        .expect("registers");
+    let mut conn = flow.store().connection().await.expect("connection");
+    let inbox = conn
+        .inbox_of(user.id)
+        .await
+        .expect("read")
+        .expect("an Inbox");
+    assert!(inbox.personal && !inbox.archived);
+    assert_eq!(inbox.name.as_str(), "Inbox");
+    assert_eq!((inbox.owner_id, inbox.created_at), (user.id, clock.now()));
+    let owner = conn
+        .member(inbox.id, user.id)
+        .await
+        .expect("read")
+        .expect("a member");
+    assert_eq!(owner.role, ProjectRole::Owner);
 }
 
 #[tokio::test]
