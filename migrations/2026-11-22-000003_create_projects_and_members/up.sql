@@ -5,8 +5,10 @@ CREATE TABLE projects (
     id          uuid PRIMARY KEY,
     name        text NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
     -- The name as projects are listed by (case-insensitively), computed by
-    -- the domain so every store sorts alike.
-    name_key    text NOT NULL,
+    -- the domain so every store sorts alike; compared by code point (the
+    -- "C" collation), as the in-memory store does, whatever the database's
+    -- default collation.
+    name_key    text COLLATE "C" NOT NULL,
     description text CHECK (char_length(description) <= 2000),
     archived    boolean NOT NULL,
     -- The owner's Inbox: never shared, archived, transferred or deleted.
@@ -41,8 +43,10 @@ CREATE INDEX project_members_by_join ON project_members (project_id, joined_at, 
 -- only makes them useless as a time order, and nothing orders by them.
 INSERT INTO projects (id, name, name_key, description, archived, personal, owner_id,
                       created_at, updated_at, version)
-SELECT gen_random_uuid(), 'Inbox', 'inbox', NULL, false, true, id, now(), now(), 1
+SELECT gen_random_uuid(), 'Inbox', 'inbox', NULL, false, true, id, created_at, created_at, 1
 FROM users;
 
+-- As registration does: the Inbox and its owner's membership date from the
+-- account's creation.
 INSERT INTO project_members (project_id, user_id, role, joined_at)
 SELECT id, owner_id, 'owner', created_at FROM projects WHERE personal;

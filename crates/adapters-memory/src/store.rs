@@ -76,6 +76,11 @@ impl State {
             Write::PutMember(member) => {
                 self.reserved_members
                     .remove(&(member.project_id, member.user_id));
+                // A membership only lives with its project (a foreign key,
+                // in PostgreSQL).
+                if !self.projects.contains_key(&member.project_id) {
+                    return;
+                }
                 self.members
                     .entry(member.project_id)
                     .or_default()
@@ -352,7 +357,7 @@ impl MemoryHandle {
 
     /// Locks the row: until the transaction ends, or (outside one) returns
     /// the guard for the caller to drop when its write is done.
-    async fn lock_row(&mut self, id: Row) -> Option<OwnedMutexGuard<()>> {
+    async fn lock_row(&mut self, id: Row) -> Option<CallLock> {
         if self.tx.as_ref().is_some_and(|tx| tx.holds(id)) {
             return None;
         }
@@ -362,7 +367,10 @@ impl MemoryHandle {
                 tx.rows.push((id, guard));
                 None
             }
-            None => Some(guard),
+            None => Some(CallLock {
+                shared: Arc::clone(&self.shared),
+                held: Some((id, guard)),
+            }),
         }
     }
 
@@ -398,6 +406,21 @@ impl MemoryHandle {
     }
 }
 
+/// A row lock taken outside a transaction: released, and its map entry
+/// dropped, when the call that took it ends.
+#[derive(Debug)]
+struct CallLock {
+    shared: Arc<Shared>,
+    held: Option<(Row, OwnedMutexGuard<()>)>,
+}
+
+impl Drop for CallLock {
+    fn drop(&mut self) {
+        self.shared
+            .release_rows(self.held.take().into_iter().collect());
+    }
+}
+
 impl Transaction for MemoryHandle {
     async fn commit(mut self) -> Result<(), PortError> {
         self.end(true);
@@ -413,17 +436,19 @@ impl Drop for MemoryHandle {
 
 impl Users for MemoryHandle {
     async fn insert_user(&mut self, user: &User) -> Result<(), InsertUserError> {
-        {
-            let mut state = self.shared.state();
-            if state.email_taken(&user.email) {
-                return Err(InsertUserError::EmailTaken);
-            }
-            if let Some(tx) = &mut self.tx {
+        // Checked and taken under one lock, so two callers cannot both pass.
+        let mut state = self.shared.state();
+        if state.email_taken(&user.email) {
+            return Err(InsertUserError::EmailTaken);
+        }
+        match &mut self.tx {
+            Some(tx) => {
                 state.reserved_emails.insert(user.email.clone());
                 tx.reserved.push(user.email.clone());
+                tx.writes.push(Write::InsertUser(user.clone()));
             }
+            None => state.apply(Write::InsertUser(user.clone())),
         }
-        self.write(Write::InsertUser(user.clone()));
         Ok(())
     }
 
@@ -547,29 +572,43 @@ impl Projects for MemoryHandle {
 
     async fn insert_member(&mut self, member: &Member) -> Result<(), InsertMemberError> {
         let key = (member.project_id, member.user_id);
+        // As a foreign key does: waits for a transaction deleting the
+        // project, and refuses a project that is not there.
+        let _until_the_write_is_done = self.lock_row(Row::Project(key.0)).await;
+        if self.visible_project(key.0).is_none() {
+            return Err(InsertMemberError::Port(PortError::unexpected(
+                "memory store",
+                format!("no project {}", key.0),
+            )));
+        }
         if self.visible_member(key.0, key.1).is_some() {
             return Err(InsertMemberError::AlreadyMember);
         }
-        {
-            let mut state = self.shared.state();
-            let committed = state
+        // Checked and taken under one lock, so two callers cannot both pass.
+        let mut state = self.shared.state();
+        let own = self.tx.as_ref().and_then(|tx| tx.own_member(key.0, key.1));
+        let committed = own.is_none()
+            && state
                 .members
                 .get(&key.0)
                 .is_some_and(|members| members.contains_key(&key.1));
-            let deleted_here = self
-                .tx
-                .as_ref()
-                .and_then(|tx| tx.own_member(key.0, key.1))
-                .is_some();
-            if (committed && !deleted_here) || state.reserved_members.contains(&key) {
-                return Err(InsertMemberError::AlreadyMember);
-            }
-            if let Some(tx) = &mut self.tx {
-                state.reserved_members.insert(key);
-                tx.reserved_members.push(key);
-            }
+        let reserved_by_us = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.reserved_members.contains(&key));
+        if committed || (state.reserved_members.contains(&key) && !reserved_by_us) {
+            return Err(InsertMemberError::AlreadyMember);
         }
-        self.write(Write::PutMember(member.clone()));
+        match &mut self.tx {
+            Some(tx) => {
+                state.reserved_members.insert(key);
+                if !reserved_by_us {
+                    tx.reserved_members.push(key);
+                }
+                tx.writes.push(Write::PutMember(member.clone()));
+            }
+            None => state.apply(Write::PutMember(member.clone())),
+        }
         Ok(())
     }
 
@@ -587,6 +626,7 @@ impl Projects for MemoryHandle {
         user: UserId,
         role: ProjectRole,
     ) -> Result<bool, PortError> {
+        let _project = self.lock_row(Row::Project(project)).await;
         let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await;
         let Some(mut member) = self.visible_member(project, user) else {
             return Ok(false);
@@ -597,6 +637,7 @@ impl Projects for MemoryHandle {
     }
 
     async fn delete_member(&mut self, project: ProjectId, user: UserId) -> Result<bool, PortError> {
+        let _project = self.lock_row(Row::Project(project)).await;
         let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await;
         if self.visible_member(project, user).is_none() {
             return Ok(false);

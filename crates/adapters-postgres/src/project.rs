@@ -10,7 +10,7 @@ use domain::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{self, from_diesel};
+use crate::error::from_diesel;
 use crate::rows::corrupt;
 use crate::schema::{project_members, projects};
 use crate::store::{PgHandle, decode};
@@ -154,18 +154,19 @@ impl Projects for PgHandle {
     }
 
     async fn insert_member(&mut self, member: &Member) -> Result<(), InsertMemberError> {
-        diesel::insert_into(project_members::table)
+        // ON CONFLICT rather than catching the unique violation: a failed
+        // statement would abort the caller's transaction.
+        let inserted = diesel::insert_into(project_members::table)
             .values(MemberRow::from(member))
+            .on_conflict((project_members::project_id, project_members::user_id))
+            .do_nothing()
             .execute(self.conn())
             .await
-            .map(drop)
-            .map_err(|e| {
-                if error::is_unique_violation(&e, "project_members_pkey") {
-                    InsertMemberError::AlreadyMember
-                } else {
-                    InsertMemberError::Port(from_diesel(e))
-                }
-            })
+            .map_err(from_diesel)?;
+        if inserted == 0 {
+            return Err(InsertMemberError::AlreadyMember);
+        }
+        Ok(())
     }
 
     async fn member(

@@ -129,6 +129,26 @@ pub struct UserResponse {
     pub created_at: OffsetDateTime,
 }
 
+/// The caller's own account: the user and their Inbox.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeResponse {
+    #[serde(flatten)]
+    pub user: UserResponse,
+    /// The caller's personal project (where `POST /tasks` will put a task
+    /// without a `projectId`).
+    pub inbox_id: Uuid,
+}
+
+impl From<&domain::Me> for MeResponse {
+    fn from(me: &domain::Me) -> Self {
+        Self {
+            user: UserResponse::from(&me.user),
+            inbox_id: me.inbox_id.0,
+        }
+    }
+}
+
 impl From<&User> for UserResponse {
     fn from(u: &User) -> Self {
         Self {

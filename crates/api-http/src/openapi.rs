@@ -6,7 +6,7 @@ use utoipa::openapi::{OpenApi as Document, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    CreateTaskRequest, LoginRequest, PatchTaskRequest, RefreshRequest, RegisterRequest,
+    CreateTaskRequest, LoginRequest, MeResponse, PatchTaskRequest, RefreshRequest, RegisterRequest,
     ReplaceTaskRequest, TaskPriority, TaskResponse, TaskStatus, TokenResponse, UserResponse,
 };
 use crate::envelope::{ErrorBody, ErrorEnvelope, Meta, Pagination};
@@ -66,7 +66,7 @@ Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/
     ),
     components(schemas(
         ErrorEnvelope, ErrorBody, ErrorCode, Meta, Pagination,
-        RegisterRequest, LoginRequest, RefreshRequest, UserResponse, TokenResponse,
+        RegisterRequest, LoginRequest, RefreshRequest, UserResponse, MeResponse, TokenResponse,
         CreateTaskRequest, ReplaceTaskRequest, PatchTaskRequest, TaskResponse, TaskStatus, TaskPriority,
     )),
     modifiers(&Security, &ErrorResponses),

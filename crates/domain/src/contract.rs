@@ -879,6 +879,17 @@ pub mod projects {
         );
         let stranger = UserId::generate();
         assert_eq!(conn.member(project.id, stranger).await.expect("read"), None);
+        // A refused insertion leaves the transaction usable.
+        let bob = stored_user(&store).await.id;
+        let mut tx = store.begin().await.expect("begin");
+        let twice = member(&project, bob, ProjectRole::Member, now());
+        tx.insert_member(&twice).await.expect("insert");
+        assert!(matches!(
+            tx.insert_member(&twice).await,
+            Err(InsertMemberError::AlreadyMember)
+        ));
+        assert_eq!(tx.member(project.id, bob).await.expect("read"), Some(twice));
+        tx.commit().await.expect("commit");
         let owner_row = conn
             .member(project.id, owner)
             .await
@@ -896,6 +907,11 @@ pub mod projects {
             ("Alpha", ProjectRole::Owner, false),
             ("alpha 2", ProjectRole::Viewer, false),
             ("ALPHA", ProjectRole::Admin, false),
+            // Ordered by code point whatever the database's collation:
+            // space, hyphen, letter.
+            ("a c", ProjectRole::Member, false),
+            ("a-c", ProjectRole::Member, false),
+            ("ab", ProjectRole::Member, false),
             ("Zed", ProjectRole::Owner, true),
         ] {
             let mut project = Project::create(ada, name, None, now()).expect("valid");
@@ -918,7 +934,8 @@ pub mod projects {
         };
         assert_eq!(conn.projects_of(ada, &all).await.expect("list"), expected);
         let names: Vec<String> = expected.iter().map(|(p, _)| p.sort_key()).collect();
-        assert_eq!(names[..2], ["alpha".to_owned(), "alpha".to_owned()]);
+        assert_eq!(names[..3], ["a c", "a-c", "ab"]);
+        assert_eq!(names[3..5], ["alpha", "alpha"]);
         // Keyset pages of one cover every project once, in order.
         let mut seen = Vec::new();
         let mut after = None;
@@ -987,6 +1004,10 @@ pub mod projects {
     pub async fn inbox_of_a_user<S: Store>(store: S) {
         let ada = stored_user(&store).await.id;
         let mut conn = store.connection().await.expect("connection");
+        assert_eq!(conn.inbox_of(ada).await.expect("read"), None);
+        // A project of ada's own that is not her Inbox.
+        let other = Project::create(ada, "Side", None, now()).expect("valid");
+        conn.insert_project(&other).await.expect("insert");
         assert_eq!(conn.inbox_of(ada).await.expect("read"), None);
         let inbox = Project::inbox(ada, now());
         conn.insert_project(&inbox).await.expect("insert");

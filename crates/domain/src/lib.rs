@@ -19,7 +19,7 @@ pub mod user;
 
 pub use app::{Health, Settings, TaskFlow};
 pub use auth::use_cases::{
-    AuthError, LoginError, LoginOutcome, RefreshError, RegisterError, RegisterInput,
+    AuthError, LoginError, LoginOutcome, Me, RefreshError, RegisterError, RegisterInput,
 };
 pub use auth::{
     AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash,

@@ -1,7 +1,9 @@
 use actix_web::{HttpResponse, web};
 use domain::{LoginOutcome, Ports, RefreshToken, RegisterInput, TaskFlow};
 
-use crate::dto::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserResponse};
+use crate::dto::{
+    LoginRequest, MeResponse, RefreshRequest, RegisterRequest, TokenResponse, UserResponse,
+};
 use crate::envelope::{Envelope, ErrorEnvelope, Reply};
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
@@ -100,11 +102,11 @@ pub async fn logout<P: Ports>(app: App<P>, caller: Caller<P>) -> Result<HttpResp
     get, path = "/api/v1/users/me", tag = "users",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The caller", body = Envelope<UserResponse>),
+        (status = 200, description = "The caller, with the id of their Inbox", body = Envelope<MeResponse>),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
     )
 )]
-pub async fn me<P: Ports>(app: App<P>, caller: Caller<P>) -> Result<Reply<UserResponse>, ApiError> {
-    let user = app.me(caller.principal).await?;
-    Ok(Reply::new(UserResponse::from(&user)))
+pub async fn me<P: Ports>(app: App<P>, caller: Caller<P>) -> Result<Reply<MeResponse>, ApiError> {
+    let me = app.me(caller.principal).await?;
+    Ok(Reply::new(MeResponse::from(&me)))
 }

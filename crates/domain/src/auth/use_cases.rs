@@ -12,7 +12,7 @@ use crate::ports::{
     AccessTokens, Clock, InsertMemberError, InsertUserError, PasswordHasher, Ports, Projects,
     SessionStore, Store, Transaction, Users,
 };
-use crate::project::{Member, Project, ProjectRole};
+use crate::project::{Member, Project, ProjectId, ProjectRole};
 use crate::user::{Email, PlainPassword, Role, User, UserId, UserName};
 
 #[derive(Debug)]
@@ -93,6 +93,14 @@ impl DomainError for AuthError {
             Self::Port(e) => ErrorKind::Port(e),
         }
     }
+}
+
+/// The caller's own account, as `me` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Me {
+    pub user: User,
+    /// The caller's personal project.
+    pub inbox_id: ProjectId,
 }
 
 /// A successful login or refresh.
@@ -253,12 +261,21 @@ impl<P: Ports> TaskFlow<P> {
         }
     }
 
-    pub async fn me(&self, principal: Principal) -> Result<User, AuthError> {
-        self.store
-            .connection()
-            .await?
+    /// The caller's account and the id of their Inbox.
+    pub async fn me(&self, principal: Principal) -> Result<Me, AuthError> {
+        let mut conn = self.store.connection().await?;
+        let user = conn
             .user_by_id(principal.user_id)
             .await?
-            .ok_or(AuthError::Unauthenticated)
+            .ok_or(AuthError::Unauthenticated)?;
+        // Every user has one: made at registration, or by the migration
+        // that introduced projects.
+        let inbox = conn.inbox_of(user.id).await?.ok_or_else(|| {
+            PortError::unexpected("database", format!("user {} has no Inbox", user.id))
+        })?;
+        Ok(Me {
+            user,
+            inbox_id: inbox.id,
+        })
     }
 }

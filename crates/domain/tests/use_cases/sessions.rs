@@ -1,7 +1,8 @@
 //! login, authenticate, refresh, logout, me.
 
 use domain::{
-    AccessClaims, AccessTokens, AuthError, Clock, LoginError, RefreshError, RefreshToken, Role,
+    AccessClaims, AccessTokens, AuthError, Clock, LoginError, Projects, RefreshError, RefreshToken,
+    Role, Store,
 };
 use time::Duration;
 
@@ -97,7 +98,14 @@ async fn valid_access_token_gives_the_principal() {
     assert_eq!(principal.user_id, user.id);
     assert_eq!(principal.role, Role::User);
     let me = flow.me(principal).await.expect("me");
-    assert_eq!(me, user);
+    assert_eq!(me.user, user);
+    let mut conn = flow.store().connection().await.expect("connection");
+    let inbox = conn
+        .inbox_of(user.id)
+        .await
+        .expect("read")
+        .expect("an Inbox");
+    assert_eq!(me.inbox_id, inbox.id);
 }
 
 #[tokio::test]
