@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use domain::ports::{InsertMemberError, InsertUserError, MemberQuery, ProjectQuery};
 use domain::{
@@ -156,11 +157,26 @@ enum Row {
 /// for, dropped from the map when nobody holds or wants it any more.
 type RowLock = Arc<tokio::sync::Mutex<()>>;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// Never held across an await.
     state: Mutex<State>,
     rows: Mutex<HashMap<Row, RowLock>>,
+    /// How long a call waits for a row lock before it fails, as a
+    /// PostgreSQL statement does at its `statement_timeout`: two
+    /// transactions locking rows in opposite orders end, rather than wait
+    /// for each other forever.
+    lock_timeout: Duration,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            rows: Mutex::default(),
+            lock_timeout: MemoryStore::LOCK_TIMEOUT,
+        }
+    }
 }
 
 impl Shared {
@@ -170,7 +186,7 @@ impl Shared {
 
     /// Waits for the row's lock, as a locking read or a write would in
     /// PostgreSQL.
-    async fn lock_row(&self, id: Row) -> OwnedMutexGuard<()> {
+    async fn lock_row(&self, id: Row) -> Result<OwnedMutexGuard<()>, PortError> {
         let lock = Arc::clone(
             self.rows
                 .lock()
@@ -178,7 +194,30 @@ impl Shared {
                 .entry(id)
                 .or_default(),
         );
-        lock.lock_owned().await
+        match tokio::time::timeout(self.lock_timeout, lock.lock_owned()).await {
+            Ok(guard) => Ok(guard),
+            Err(_elapsed) => {
+                self.forget_unused(&[id]);
+                Err(PortError::unavailable(
+                    "memory store",
+                    format!("a row lock was not granted within {:?}", self.lock_timeout),
+                ))
+            }
+        }
+    }
+
+    /// Drops the map's entries for `ids` that nobody holds or waits for.
+    fn forget_unused(&self, ids: &[Row]) {
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            // Only the map's own reference left: nobody holds or waits.
+            if rows
+                .get(id)
+                .is_some_and(|lock| Arc::strong_count(lock) == 1)
+            {
+                rows.remove(id);
+            }
+        }
     }
 
     fn release_rows(&self, held: Vec<(Row, OwnedMutexGuard<()>)>) {
@@ -187,16 +226,7 @@ impl Shared {
         }
         let ids: Vec<Row> = held.iter().map(|(id, _)| *id).collect();
         drop(held);
-        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        for id in ids {
-            // Only the map's own reference left: nobody holds or waits.
-            if rows
-                .get(&id)
-                .is_some_and(|lock| Arc::strong_count(lock) == 1)
-            {
-                rows.remove(&id);
-            }
-        }
+        self.forget_unused(&ids);
     }
 }
 
@@ -207,8 +237,22 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// How long a call waits for a row lock by default: `PgOptions`'
+    /// default `statement_timeout`.
+    pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose calls wait at most `timeout` for a row lock.
+    pub fn with_lock_timeout(timeout: Duration) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                lock_timeout: timeout,
+                ..Shared::default()
+            }),
+        }
     }
 }
 
@@ -357,12 +401,12 @@ impl MemoryHandle {
 
     /// Locks the row: until the transaction ends, or (outside one) returns
     /// the guard for the caller to drop when its write is done.
-    async fn lock_row(&mut self, id: Row) -> Option<CallLock> {
+    async fn lock_row(&mut self, id: Row) -> Result<Option<CallLock>, PortError> {
         if self.tx.as_ref().is_some_and(|tx| tx.holds(id)) {
-            return None;
+            return Ok(None);
         }
-        let guard = self.shared.lock_row(id).await;
-        match &mut self.tx {
+        let guard = self.shared.lock_row(id).await?;
+        Ok(match &mut self.tx {
             Some(tx) => {
                 tx.rows.push((id, guard));
                 None
@@ -371,7 +415,7 @@ impl MemoryHandle {
                 shared: Arc::clone(&self.shared),
                 held: Some((id, guard)),
             }),
-        }
+        })
     }
 
     /// Stages `write` in the transaction, or applies it at once.
@@ -485,13 +529,13 @@ impl Tasks for MemoryHandle {
         owner: UserId,
         id: TaskId,
     ) -> Result<Option<Task>, PortError> {
-        let _until_the_call_ends = self.lock_row(Row::Task(id)).await;
+        let _until_the_call_ends = self.lock_row(Row::Task(id)).await?;
         // Read once the lock is ours: whatever its last holder committed.
         Ok(self.visible_task(owner, id))
     }
 
     async fn update_task(&mut self, task: &Task) -> Result<bool, PortError> {
-        let _until_the_write_is_done = self.lock_row(Row::Task(task.id)).await;
+        let _until_the_write_is_done = self.lock_row(Row::Task(task.id)).await?;
         if self.visible_task(task.owner_id, task.id).is_none() {
             return Ok(false);
         }
@@ -500,7 +544,7 @@ impl Tasks for MemoryHandle {
     }
 
     async fn delete_task(&mut self, owner: UserId, id: TaskId) -> Result<bool, PortError> {
-        let _until_the_write_is_done = self.lock_row(Row::Task(id)).await;
+        let _until_the_write_is_done = self.lock_row(Row::Task(id)).await?;
         if self.visible_task(owner, id).is_none() {
             return Ok(false);
         }
@@ -548,12 +592,12 @@ impl Projects for MemoryHandle {
     }
 
     async fn project_for_update(&mut self, id: ProjectId) -> Result<Option<Project>, PortError> {
-        let _until_the_call_ends = self.lock_row(Row::Project(id)).await;
+        let _until_the_call_ends = self.lock_row(Row::Project(id)).await?;
         Ok(self.visible_project(id))
     }
 
     async fn update_project(&mut self, project: &Project) -> Result<bool, PortError> {
-        let _until_the_write_is_done = self.lock_row(Row::Project(project.id)).await;
+        let _until_the_write_is_done = self.lock_row(Row::Project(project.id)).await?;
         if self.visible_project(project.id).is_none() {
             return Ok(false);
         }
@@ -562,7 +606,7 @@ impl Projects for MemoryHandle {
     }
 
     async fn delete_project(&mut self, id: ProjectId) -> Result<bool, PortError> {
-        let _until_the_write_is_done = self.lock_row(Row::Project(id)).await;
+        let _until_the_write_is_done = self.lock_row(Row::Project(id)).await?;
         if self.visible_project(id).is_none() {
             return Ok(false);
         }
@@ -574,7 +618,7 @@ impl Projects for MemoryHandle {
         let key = (member.project_id, member.user_id);
         // As a foreign key does: waits for a transaction deleting the
         // project, and refuses a project that is not there.
-        let _until_the_write_is_done = self.lock_row(Row::Project(key.0)).await;
+        let _until_the_write_is_done = self.lock_row(Row::Project(key.0)).await?;
         if self.visible_project(key.0).is_none() {
             return Err(InsertMemberError::Port(PortError::unexpected(
                 "memory store",
@@ -626,8 +670,8 @@ impl Projects for MemoryHandle {
         user: UserId,
         role: ProjectRole,
     ) -> Result<bool, PortError> {
-        let _project = self.lock_row(Row::Project(project)).await;
-        let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await;
+        let _project = self.lock_row(Row::Project(project)).await?;
+        let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await?;
         let Some(mut member) = self.visible_member(project, user) else {
             return Ok(false);
         };
@@ -637,8 +681,8 @@ impl Projects for MemoryHandle {
     }
 
     async fn delete_member(&mut self, project: ProjectId, user: UserId) -> Result<bool, PortError> {
-        let _project = self.lock_row(Row::Project(project)).await;
-        let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await;
+        let _project = self.lock_row(Row::Project(project)).await?;
+        let _until_the_write_is_done = self.lock_row(Row::Member(project, user)).await?;
         if self.visible_member(project, user).is_none() {
             return Ok(false);
         }
@@ -707,5 +751,56 @@ impl Projects for MemoryHandle {
                 .find(|p| p.personal && p.owner_id == user)
                 .cloned()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{NewTask, PortError, Store, Task, Tasks, UserId};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn task(owner: UserId, title: &str) -> Task {
+        let input = NewTask {
+            title: title.to_owned(),
+            ..NewTask::default()
+        };
+        Task::create(owner, input, OffsetDateTime::now_utc()).expect("valid")
+    }
+
+    /// Two transactions that each hold a row the other wants end with an
+    /// error, as PostgreSQL's statement timeout (or deadlock detector)
+    /// ends them, instead of waiting for each other forever; and nothing is
+    /// left in the lock map.
+    #[tokio::test]
+    async fn transactions_locking_in_opposite_orders_fail_instead_of_hanging() {
+        let store = MemoryStore::with_lock_timeout(Duration::from_millis(200));
+        let owner = UserId::generate();
+        let (first, second) = (task(owner, "First"), task(owner, "Second"));
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_task(&first).await.expect("insert");
+        conn.insert_task(&second).await.expect("insert");
+        let mut a = store.begin().await.expect("begin");
+        let mut b = store.begin().await.expect("begin");
+        a.task_for_update(owner, first.id).await.expect("lock");
+        b.task_for_update(owner, second.id).await.expect("lock");
+        let crossed = async {
+            tokio::join!(
+                a.task_for_update(owner, second.id),
+                b.task_for_update(owner, first.id)
+            )
+        };
+        let (for_a, for_b) = tokio::time::timeout(Duration::from_secs(10), crossed)
+            .await
+            .expect("the waits end");
+        let refused = [&for_a, &for_b]
+            .into_iter()
+            .filter(|r| matches!(r, Err(PortError::Unavailable { .. })))
+            .count();
+        assert!(refused >= 1, "{for_a:?} {for_b:?}");
+        drop((a, b));
+        let rows = store.shared.rows.lock().expect("rows");
+        assert!(rows.is_empty(), "{rows:?}");
     }
 }
