@@ -16,7 +16,7 @@ use domain::{
 use tokio::sync::OwnedMutexGuard;
 
 /// Committed data.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct State {
     users: HashMap<UserId, User>,
     users_by_email: HashMap<Email, UserId>,
@@ -131,18 +131,6 @@ enum Write {
     /// Inserts the membership, or replaces the one of its project and user.
     PutMember(Member),
     DeleteMember(ProjectId, UserId),
-}
-
-impl Write {
-    fn is_about_projects(&self) -> bool {
-        matches!(
-            self,
-            Write::PutProject(_)
-                | Write::DeleteProject(_)
-                | Write::PutMember(_)
-                | Write::DeleteMember(..)
-        )
-    }
 }
 
 /// What a row lock is on.
@@ -322,14 +310,6 @@ impl Tx {
         })
     }
 
-    fn touches_tasks_of(&self, owner: UserId) -> bool {
-        self.writes.iter().any(|write| match write {
-            Write::PutTask(task) => task.owner_id == owner,
-            Write::DeleteTask(o, _) => *o == owner,
-            _ => false,
-        })
-    }
-
     /// The project as this transaction's own writes left it.
     fn own_project(&self, id: ProjectId) -> Option<Option<&Project>> {
         self.writes.iter().rev().find_map(|write| match write {
@@ -347,10 +327,6 @@ impl Tx {
             Write::DeleteProject(p) if *p == project => Some(None),
             _ => None,
         })
-    }
-
-    fn touches_projects(&self) -> bool {
-        self.writes.iter().any(Write::is_about_projects)
     }
 }
 
@@ -379,18 +355,16 @@ impl MemoryHandle {
         state.members.get(&project)?.get(&user).cloned()
     }
 
-    /// The projects and memberships as this handle sees them: committed,
-    /// or (in a transaction that changed some) a copy with its writes.
-    fn project_view<T>(&self, read: impl FnOnce(&State) -> T) -> T {
+    /// The data as this handle sees it, for the reads that scan it: the
+    /// committed data, or (in a transaction that wrote) a copy with its
+    /// writes applied. No use case scans inside a writing transaction, so
+    /// the copy costs only there.
+    fn view<T>(&self, read: impl FnOnce(&State) -> T) -> T {
         let state = self.shared.state();
         match &self.tx {
-            Some(tx) if tx.touches_projects() => {
-                let mut view = State {
-                    projects: state.projects.clone(),
-                    members: state.members.clone(),
-                    ..State::default()
-                };
-                for write in tx.writes.iter().filter(|w| w.is_about_projects()) {
+            Some(tx) if !tx.writes.is_empty() => {
+                let mut view = state.clone();
+                for write in &tx.writes {
                     view.apply(write.clone());
                 }
                 read(&view)
@@ -557,27 +531,12 @@ impl Tasks for MemoryHandle {
         owner: UserId,
         query: &TaskQuery,
     ) -> Result<Vec<Task>, PortError> {
-        let state = self.shared.state();
-        let committed = state.tasks.get(&owner);
-        match &self.tx {
-            Some(tx) if tx.touches_tasks_of(owner) => {
-                // This transaction's writes over a copy of the owner's tasks.
-                let mut tasks = committed.cloned().unwrap_or_default();
-                for write in &tx.writes {
-                    match write {
-                        Write::PutTask(task) if task.owner_id == owner => {
-                            tasks.insert(task.id, task.clone());
-                        }
-                        Write::DeleteTask(o, id) if *o == owner => {
-                            tasks.remove(id);
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(list(tasks.values(), query))
-            }
-            _ => Ok(committed.map_or_else(Vec::new, |tasks| list(tasks.values(), query))),
-        }
+        Ok(self.view(|state| {
+            state
+                .tasks
+                .get(&owner)
+                .map_or_else(Vec::new, |tasks| list(tasks.values(), query))
+        }))
     }
 }
 
@@ -695,7 +654,7 @@ impl Projects for MemoryHandle {
         project: ProjectId,
         query: &MemberQuery,
     ) -> Result<Vec<Member>, PortError> {
-        Ok(self.project_view(|state| {
+        Ok(self.view(|state| {
             let mut members: Vec<Member> = state
                 .members
                 .get(&project)
@@ -719,7 +678,7 @@ impl Projects for MemoryHandle {
         user: UserId,
         query: &ProjectQuery,
     ) -> Result<Vec<(Project, ProjectRole)>, PortError> {
-        Ok(self.project_view(|state| {
+        Ok(self.view(|state| {
             let mut mine: Vec<(String, Project, ProjectRole)> = state
                 .members
                 .iter()
@@ -744,7 +703,7 @@ impl Projects for MemoryHandle {
     }
 
     async fn inbox_of(&mut self, user: UserId) -> Result<Option<Project>, PortError> {
-        Ok(self.project_view(|state| {
+        Ok(self.view(|state| {
             state
                 .projects
                 .values()

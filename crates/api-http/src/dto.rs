@@ -411,16 +411,20 @@ pub mod schemas {
             .build()
     }
 
-    pub fn title() -> Object {
+    /// A one-line text (`domain::text::line`) of at most `max` characters.
+    fn line(max: usize, example: &str) -> Object {
         string(&format!(
-            "1–{} characters as sent, no control characters, not blank; stored trimmed.",
-            Title::MAX_LEN
+            "1–{max} characters as sent, no control characters, not blank; stored trimmed."
         ))
         .min_length(Some(1))
-        .max_length(Some(Title::MAX_LEN))
+        .max_length(Some(max))
         .pattern(Some(NOT_BLANK_NO_CONTROLS))
-        .examples(["Write the quarterly report"])
+        .examples([example])
         .build()
+    }
+
+    pub fn title() -> Object {
+        line(Title::MAX_LEN, "Write the quarterly report")
     }
 
     pub fn nullable_description() -> Object {
@@ -473,15 +477,7 @@ pub mod schemas {
     }
 
     pub fn name() -> Object {
-        string(&format!(
-            "1–{} characters as sent, no control characters, not blank; stored trimmed.",
-            UserName::MAX_LEN
-        ))
-        .min_length(Some(1))
-        .max_length(Some(UserName::MAX_LEN))
-        .pattern(Some(NOT_BLANK_NO_CONTROLS))
-        .examples(["Ada Lovelace"])
-        .build()
+        line(UserName::MAX_LEN, "Ada Lovelace")
     }
 
     pub fn login_email() -> Object {

@@ -6,6 +6,28 @@
 //! every use case's error says its [`ErrorKind`], which the HTTP layer
 //! maps to status codes.
 
+/// An entity id: a UUIDv7 (time-ordered) newtype that can make a new one
+/// and prints as the UUID.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub uuid::Uuid);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
 pub mod app;
 pub mod auth;
 #[cfg(feature = "contract")]

@@ -30,7 +30,7 @@ pub fn length(text: &str) -> usize {
 pub enum TextError {
     #[error("must be at most {0} characters")]
     TooLong(usize),
-    #[error("must not contain control characters")]
+    #[error("{}", CONTROL_MESSAGE)]
     Control,
     #[error("must not contain control characters other than tabs and line breaks")]
     ControlInBlock,

@@ -8,24 +8,12 @@ pub mod use_cases;
 use std::fmt;
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::user::{Role, UserId};
 
-/// A login session: what an access token's `sid` and a refresh token point at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(pub Uuid);
-
-impl SessionId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+uuid_id! {
+    /// A login session: what an access token's `sid` and a refresh token point at.
+    SessionId
 }
 
 /// A refresh token as handed to the client. Its `Debug` never shows it.

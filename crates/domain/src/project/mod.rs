@@ -7,29 +7,15 @@
 pub mod policy;
 pub mod port;
 
-use std::fmt;
-
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::error::ValidationErrors;
 use crate::text::{self, TextError};
 use crate::user::UserId;
 
-/// A project's id (UUIDv7: time-ordered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProjectId(pub Uuid);
-
-impl ProjectId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl fmt::Display for ProjectId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+uuid_id! {
+    /// A project's id (UUIDv7: time-ordered).
+    ProjectId
 }
 
 /// 1–100 characters as sent, not blank, no control characters; stored

@@ -6,30 +6,17 @@ pub mod port;
 pub mod use_cases;
 
 use std::cmp::Ordering;
-use std::fmt;
 
 use time::{OffsetDateTime, UtcOffset};
-use uuid::Uuid;
 
 use crate::error::ValidationErrors;
 use crate::text::{self, TextError};
 use crate::user::UserId;
 
-/// A task's id (UUIDv7: time-ordered, so it doubles as a tie-breaker in
-/// keyset pagination).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(pub Uuid);
-
-impl TaskId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+uuid_id! {
+    /// A task's id (UUIDv7: time-ordered, so it doubles as a tie-breaker in
+    /// keyset pagination).
+    TaskId
 }
 
 /// A task's title: at most 200 characters as sent, no control characters,
@@ -593,7 +580,7 @@ mod tests {
 
     #[test]
     fn tasks_take_due_dates_in_utc() {
-        let owner = UserId(Uuid::nil());
+        let owner = UserId(uuid::Uuid::nil());
         let now = datetime!(2026-01-01 0:00 UTC);
         let mut task = Task::create(
             owner,

@@ -6,24 +6,12 @@ pub mod port;
 use std::fmt;
 
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::text::{self, TextError};
 
-/// A user's id (UUIDv7: time-ordered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub Uuid);
-
-impl UserId {
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
+uuid_id! {
+    /// A user's id (UUIDv7: time-ordered).
+    UserId
 }
 
 /// A normalised e-mail address: trimmed, lower-cased, `local@domain`.
@@ -43,7 +31,7 @@ pub enum EmailError {
     Empty,
     #[error("must be at most 254 characters")]
     TooLong,
-    #[error("must not contain control characters")]
+    #[error("{}", text::CONTROL_MESSAGE)]
     Control,
     #[error("must be an e-mail address like name@example.com")]
     Malformed,
@@ -127,7 +115,7 @@ pub enum PasswordError {
     TooShort,
     #[error("must be at most 128 characters")]
     TooLong,
-    #[error("must not contain control characters")]
+    #[error("{}", text::CONTROL_MESSAGE)]
     Control,
 }
 

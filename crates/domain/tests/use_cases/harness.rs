@@ -9,8 +9,8 @@ use adapters_auth::{Argon2Hasher, JwtTokens};
 use adapters_memory::{MemorySessionStore, MemoryStore};
 use domain::task::truncate_to_micros;
 use domain::{
-    Clock, LoginOutcome, NewTask, Ports, Principal, RegisterInput, Settings, Task, TaskFlow,
-    TaskQuery, User, ValidationErrors,
+    Clock, LoginOutcome, NewTask, Ports, Principal, Project, Projects, RegisterInput, Settings,
+    Store, Task, TaskFlow, TaskQuery, User, UserId, ValidationErrors,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -129,6 +129,12 @@ pub async fn signed_in(flow: &Flow, email: &str) -> Principal {
     register(flow, email).await;
     let outcome = login(flow, email).await;
     authenticate(flow, &outcome).await
+}
+
+/// The user's Inbox, as the store holds it.
+pub async fn inbox(flow: &Flow, user: UserId) -> Project {
+    let mut conn = flow.store().connection().await.expect("connection");
+    conn.inbox_of(user).await.expect("read").expect("an Inbox")
 }
 
 pub fn new_task(title: &str) -> NewTask {

@@ -1,6 +1,6 @@
 use domain::{Clock, ProjectRole, Projects, RegisterError, Role, Store, User, Users};
 
-use crate::harness::{PASSWORD, fields, registration, taskflow, together};
+use crate::harness::{PASSWORD, fields, inbox, registration, taskflow, together};
 
 fn invalid_fields(result: Result<User, RegisterError>) -> Vec<String> {
     match result {
@@ -49,15 +49,11 @@ async fn registration_gives_the_user_an_inbox_they_own() {
         .register(registration("ada@example.com", PASSWORD, "Ada"))
         .await
         .expect("registers");
-    let mut conn = flow.store().connection().await.expect("connection");
-    let inbox = conn
-        .inbox_of(user.id)
-        .await
-        .expect("read")
-        .expect("an Inbox");
+    let inbox = inbox(&flow, user.id).await;
     assert!(inbox.personal && !inbox.archived);
     assert_eq!(inbox.name.as_str(), "Inbox");
     assert_eq!((inbox.owner_id, inbox.created_at), (user.id, clock.now()));
+    let mut conn = flow.store().connection().await.expect("connection");
     let owner = conn
         .member(inbox.id, user.id)
         .await

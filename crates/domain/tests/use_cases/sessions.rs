@@ -1,14 +1,13 @@
 //! login, authenticate, refresh, logout, me.
 
 use domain::{
-    AccessClaims, AccessTokens, AuthError, Clock, LoginError, Projects, RefreshError, RefreshToken,
-    Role, Store,
+    AccessClaims, AccessTokens, AuthError, Clock, LoginError, RefreshError, RefreshToken, Role,
 };
 use time::Duration;
 
 use crate::harness::{
-    PASSWORD, SECRET, authenticate, login, register, settings, signed_in, taskflow, together,
-    tokens,
+    PASSWORD, SECRET, authenticate, inbox, login, register, settings, signed_in, taskflow,
+    together, tokens,
 };
 
 // ---- login ----
@@ -99,13 +98,7 @@ async fn valid_access_token_gives_the_principal() {
     assert_eq!(principal.role, Role::User);
     let me = flow.me(principal).await.expect("me");
     assert_eq!(me.user, user);
-    let mut conn = flow.store().connection().await.expect("connection");
-    let inbox = conn
-        .inbox_of(user.id)
-        .await
-        .expect("read")
-        .expect("an Inbox");
-    assert_eq!(me.inbox_id, inbox.id);
+    assert_eq!(me.inbox_id, inbox(&flow, user.id).await.id);
 }
 
 #[tokio::test]
