@@ -1,23 +1,28 @@
 //! [`TaskFlow`]: the use cases over one set of adapters. It is generic over
 //! [`Ports`]; only the composition root names concrete adapters. The use
-//! cases live with their context (`auth::use_cases`, `task::use_cases`),
-//! each with its errors; this module holds what they share.
+//! cases live with their context (`auth`, `project`, `task`, `audit`,
+//! `admin`), each with its errors; this module holds what they share.
 
 use time::Duration;
 
 use crate::error::PortError;
 use crate::ports::{Ports, SessionStore, Store};
+use crate::user::Email;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// How long a session lives without being refreshed.
     pub refresh_token_ttl: Duration,
+    /// Accounts with these addresses are system admins: registered as one,
+    /// or promoted when the server starts (`ADMIN_EMAILS`).
+    pub admin_emails: Vec<Email>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             refresh_token_ttl: Duration::days(30),
+            admin_emails: Vec::new(),
         }
     }
 }
@@ -40,7 +45,7 @@ impl<P: Ports> Clone for TaskFlow<P> {
             hasher: self.hasher.clone(),
             tokens: self.tokens.clone(),
             clock: self.clock.clone(),
-            settings: self.settings,
+            settings: self.settings.clone(),
         }
     }
 }

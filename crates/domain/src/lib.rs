@@ -28,7 +28,9 @@ macro_rules! uuid_id {
     };
 }
 
+pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 #[cfg(feature = "contract")]
 pub mod contract;
@@ -39,7 +41,12 @@ pub mod task;
 pub mod text;
 pub mod user;
 
+pub use admin::{AdminError, UserAdminPatch};
 pub use app::{Health, Settings, TaskFlow};
+pub use audit::{
+    Actor, AuditAction, AuditEntry, AuditId, AuditQuery, Change, Changes, EntityType, RequestId,
+    Value,
+};
 pub use auth::use_cases::{
     AuthError, LoginError, LoginOutcome, Me, RefreshError, RegisterError, RegisterInput,
 };
@@ -48,12 +55,15 @@ pub use auth::{
 };
 pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
 pub use ports::{
-    AccessTokens, Clock, PasswordHasher, Ports, Projects, SessionStore, Store, SystemClock, Tasks,
-    Transaction, Users,
+    AccessTokens, Audit, Clock, MemberDetails, MemberQuery, PasswordHasher, Ports, ProjectQuery,
+    Projects, SessionStore, Store, SystemClock, Tasks, Transaction, UserQuery, Users,
 };
 pub use project::policy::{Action, Denied, authorize};
+pub use project::use_cases::{
+    MAX_PAGE, MemberRef, NewMember, NewProject, ProjectError, ProjectPatch, ProjectView,
+};
 pub use project::{Member, Project, ProjectDescription, ProjectId, ProjectName, ProjectRole};
-pub use task::use_cases::{CreateTaskError, TaskError, UpdateTaskError};
+pub use task::use_cases::TaskError;
 pub use task::{
     Cursor, CursorKey, Description, NewTask, Page, Priority, SortKey, Status, Task, TaskId,
     TaskPatch, TaskQuery, TaskSort, Title,

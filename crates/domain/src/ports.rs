@@ -11,15 +11,17 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
+pub use crate::audit::port::Audit;
 pub use crate::auth::ports::{AccessTokens, PasswordHasher, SessionStore};
 use crate::error::PortError;
-pub use crate::project::port::{InsertMemberError, MemberQuery, ProjectQuery, Projects};
+pub use crate::project::port::{
+    InsertMemberError, MemberDetails, MemberQuery, ProjectQuery, Projects,
+};
 pub use crate::task::port::Tasks;
-pub use crate::user::port::{InsertUserError, Users};
+pub use crate::user::port::{InsertUserError, UserQuery, Users};
 
 /// The persistent store: one port per aggregate ([`Users`], [`Projects`],
-/// [`Tasks`]),
-/// reached through a handle.
+/// [`Tasks`], [`Audit`]), reached through a handle.
 ///
 /// `connection` gives a handle whose every call commits on its own;
 /// `begin` gives a [`Transaction`], the unit of work: its writes become
@@ -29,8 +31,8 @@ pub use crate::user::port::{InsertUserError, Users};
 /// all. Reading through a connection while a transaction is open elsewhere
 /// never waits and sees only committed data.
 pub trait Store: Clone + Send + Sync + 'static {
-    type Connection: Users + Projects + Tasks;
-    type Transaction: Users + Projects + Tasks + Transaction;
+    type Connection: Users + Projects + Tasks + Audit;
+    type Transaction: Users + Projects + Tasks + Audit + Transaction;
 
     fn connection(&self) -> impl Future<Output = Result<Self::Connection, PortError>> + Send;
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction, PortError>> + Send;

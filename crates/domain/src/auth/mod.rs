@@ -80,4 +80,6 @@ pub struct Principal {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub role: Role,
+    /// The request it made, recorded in the audit entries of its changes.
+    pub request_id: Option<crate::audit::RequestId>,
 }

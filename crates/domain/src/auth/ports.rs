@@ -30,6 +30,8 @@ pub trait SessionStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Session>, PortError>> + Send;
     /// Ends the session: its access and refresh tokens stop working.
     fn revoke(&self, id: SessionId) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Ends every session of `user` (a disabled account).
+    fn revoke_all(&self, user: UserId) -> impl Future<Output = Result<(), PortError>> + Send;
     fn ping(&self) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 

@@ -46,6 +46,8 @@ impl DomainError for RegisterError {
 pub enum LoginError {
     #[error("Invalid e-mail or password.")]
     InvalidCredentials,
+    #[error("This account is disabled.")]
+    Disabled,
     #[error(transparent)]
     Port(#[from] PortError),
 }
@@ -54,6 +56,7 @@ impl DomainError for LoginError {
     fn kind(&self) -> ErrorKind<'_> {
         match self {
             Self::InvalidCredentials => ErrorKind::InvalidCredentials,
+            Self::Disabled => ErrorKind::Forbidden,
             Self::Port(e) => ErrorKind::Port(e),
         }
     }
@@ -136,11 +139,16 @@ impl<P: Ports> TaskFlow<P> {
         }
         let user = User {
             id: UserId::generate(),
+            role: if self.settings.admin_emails.contains(&email) {
+                Role::Admin
+            } else {
+                Role::User
+            },
             email,
             name,
-            role: Role::User,
             password_hash: self.hasher.hash(password).await?,
             created_at: self.clock.now(),
+            disabled: false,
         };
         // The account and its Inbox, which the user owns, or neither.
         let inbox = Project::inbox(user.id, user.created_at);
@@ -181,6 +189,9 @@ impl<P: Ports> TaskFlow<P> {
         let Some(user) = user.filter(|_| valid) else {
             return Err(LoginError::InvalidCredentials);
         };
+        if user.disabled {
+            return Err(LoginError::Disabled);
+        }
         let now = self.clock.now();
         let (refresh, refresh_hash) = self.tokens.new_refresh_token()?;
         let session = Session {
@@ -191,6 +202,19 @@ impl<P: Ports> TaskFlow<P> {
             expires_at: now + self.settings.refresh_token_ttl,
         };
         self.sessions.create(&session).await?;
+        // Disabled while this login was under way: disabling ended the
+        // sessions it saw, so end this one too.
+        let disabled = self
+            .store
+            .connection()
+            .await?
+            .user_by_id(user.id)
+            .await?
+            .is_none_or(|u| u.disabled);
+        if disabled {
+            self.sessions.revoke(session.id).await?;
+            return Err(LoginError::Disabled);
+        }
         let access = self.issue(&session, now)?;
         Ok(LoginOutcome {
             access,
@@ -208,13 +232,13 @@ impl<P: Ports> TaskFlow<P> {
         let Some(session) = self.sessions.rotate(&old, &new, expires_at).await? else {
             return Err(RefreshError::InvalidToken);
         };
-        let Some(user) = self
+        let user = self
             .store
             .connection()
             .await?
             .user_by_id(session.user_id)
-            .await?
-        else {
+            .await?;
+        let Some(user) = user.filter(|u| !u.disabled) else {
             self.sessions.revoke(session.id).await?;
             return Err(RefreshError::InvalidToken);
         };
@@ -256,6 +280,7 @@ impl<P: Ports> TaskFlow<P> {
                 user_id,
                 session_id: claims.session_id,
                 role,
+                request_id: None,
             }),
             _ => Err(AuthError::Unauthenticated),
         }

@@ -1,14 +1,16 @@
 //! The projects aggregate: a project, its members with their roles, and the
 //! one authorization policy every use case consults ([`policy`]).
 //!
-//! Stored (its port in [`port`]); registration makes every user's Inbox.
-//! Not yet reachable through the API: the use cases follow (issue 7).
+//! Its port in [`port`], its use cases in [`use_cases`]; registration makes
+//! every user's Inbox.
 
 pub mod policy;
 pub mod port;
+pub mod use_cases;
 
 use time::OffsetDateTime;
 
+use crate::audit::Value;
 use crate::error::ValidationErrors;
 use crate::text::{self, TextError};
 use crate::user::UserId;
@@ -136,6 +138,72 @@ impl Project {
     /// domain computes it, so every store sorts alike).
     pub fn sort_key(&self) -> String {
         self.name.as_str().to_lowercase()
+    }
+
+    /// Renames it or changes its description; returns whether anything
+    /// changed (then the version and `updatedAt` move).
+    pub fn edit(
+        &mut self,
+        name: Option<&str>,
+        description: Option<Option<String>>,
+        now: OffsetDateTime,
+    ) -> Result<bool, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let name = name.and_then(|n| errors.check("name", ProjectName::parse(n)));
+        let description = description
+            .map(|d| d.and_then(|d| errors.check("description", ProjectDescription::parse(d))));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut next = self.clone();
+        if let Some(name) = name {
+            next.name = name;
+        }
+        if let Some(description) = description {
+            next.description = description;
+        }
+        Ok(self.replace_if_changed(next, now))
+    }
+
+    /// Archives or unarchives it; returns whether that changed anything.
+    pub fn set_archived(&mut self, archived: bool, now: OffsetDateTime) -> bool {
+        let next = Project {
+            archived,
+            ..self.clone()
+        };
+        self.replace_if_changed(next, now)
+    }
+
+    /// Makes `owner` its owner.
+    pub fn set_owner(&mut self, owner: UserId, now: OffsetDateTime) -> bool {
+        let next = Project {
+            owner_id: owner,
+            ..self.clone()
+        };
+        self.replace_if_changed(next, now)
+    }
+
+    fn replace_if_changed(&mut self, mut next: Project, now: OffsetDateTime) -> bool {
+        if next == *self {
+            return false;
+        }
+        next.updated_at = now;
+        next.version += 1;
+        *self = next;
+        true
+    }
+
+    /// The fields an audit entry of a project records, by their API names.
+    pub fn audited_fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("name", Value::text(self.name.as_str())),
+            (
+                "description",
+                Value::optional(self.description.as_ref(), |d| Value::text(d.as_str())),
+            ),
+            ("archived", Value::Bool(self.archived)),
+            ("ownerId", Value::id(self.owner_id)),
+        ]
     }
 
     /// `owner`'s personal project, made at registration.

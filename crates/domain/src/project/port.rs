@@ -4,7 +4,7 @@ use std::future::Future;
 
 use crate::error::PortError;
 use crate::project::{Member, Project, ProjectId, ProjectRole};
-use crate::user::UserId;
+use crate::user::{Email, UserId, UserName};
 
 /// Adding a member who is one already.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,17 @@ pub struct MemberQuery {
     pub limit: u32,
 }
 
-/// Projects and memberships. Deleting a project deletes its memberships.
+/// A member with the user's e-mail address and name, as member lists show
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberDetails {
+    pub member: Member,
+    pub email: Email,
+    pub name: UserName,
+}
+
+/// Projects and memberships. Deleting a project deletes its memberships
+/// and its tasks (not its audit entries).
 /// Locking is explicit, as for tasks: only `project_for_update` locks, and
 /// writes wait for a row another transaction has locked.
 pub trait Projects: Send {
@@ -88,7 +98,7 @@ pub trait Projects: Send {
         &mut self,
         project: ProjectId,
         query: &MemberQuery,
-    ) -> impl Future<Output = Result<Vec<Member>, PortError>> + Send;
+    ) -> impl Future<Output = Result<Vec<MemberDetails>, PortError>> + Send;
     /// The projects `user` is a member of, with the user's role in each.
     fn projects_of(
         &mut self,

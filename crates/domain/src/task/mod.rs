@@ -9,7 +9,9 @@ use std::cmp::Ordering;
 
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::audit::Value;
 use crate::error::ValidationErrors;
+use crate::project::ProjectId;
 use crate::text::{self, TextError};
 use crate::user::UserId;
 
@@ -118,7 +120,12 @@ impl Priority {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub id: TaskId,
-    pub owner_id: UserId,
+    /// The project it is in; every task is in exactly one.
+    pub project_id: ProjectId,
+    /// Who created it.
+    pub created_by: UserId,
+    /// A member of the task's project (any role), or nobody.
+    pub assignee_id: Option<UserId>,
     pub title: Title,
     pub description: Option<Description>,
     pub status: Status,
@@ -135,6 +142,9 @@ pub struct Task {
 /// What a client sends to create a task; unvalidated.
 #[derive(Debug, Clone, Default)]
 pub struct NewTask {
+    /// `None`: the caller's Inbox.
+    pub project_id: Option<ProjectId>,
+    pub assignee_id: Option<UserId>,
     pub title: String,
     pub description: Option<String>,
     pub status: Option<Status>,
@@ -143,9 +153,13 @@ pub struct NewTask {
 }
 
 /// A partial change: `None` leaves a field alone, `Some(None)` clears a
-/// nullable one. A full replacement (PUT) sets every field.
+/// nullable one. A full replacement (PUT) sets every field but
+/// `project_id`, which it leaves alone when omitted.
 #[derive(Debug, Clone, Default)]
 pub struct TaskPatch {
+    /// Moves the task to another project.
+    pub project_id: Option<ProjectId>,
+    pub assignee_id: Option<Option<UserId>>,
     pub title: Option<String>,
     pub description: Option<Option<String>>,
     pub status: Option<Status>,
@@ -154,9 +168,11 @@ pub struct TaskPatch {
 }
 
 impl Task {
-    /// A new task owned by `owner`, validated.
+    /// A new task in `project`, created by `creator`, validated (whether
+    /// the assignee may be one is the use case's to check).
     pub fn create(
-        owner: UserId,
+        project: ProjectId,
+        creator: UserId,
         input: NewTask,
         now: OffsetDateTime,
     ) -> Result<Task, ValidationErrors> {
@@ -177,7 +193,9 @@ impl Task {
         };
         Ok(Task {
             id: TaskId::generate(),
-            owner_id: owner,
+            project_id: project,
+            created_by: creator,
+            assignee_id: input.assignee_id,
             title,
             description,
             status,
@@ -211,6 +229,12 @@ impl Task {
             return Err(errors);
         }
         let mut next = self.clone();
+        if let Some(project) = patch.project_id {
+            next.project_id = project;
+        }
+        if let Some(assignee) = patch.assignee_id {
+            next.assignee_id = assignee;
+        }
         if let Some(title) = title {
             next.title = title;
         }
@@ -238,6 +262,22 @@ impl Task {
         next.version += 1;
         *self = next;
         Ok(true)
+    }
+
+    /// The fields an audit entry records, by their API names.
+    pub fn audited_fields(&self) -> Vec<(&'static str, Value)> {
+        vec![
+            ("projectId", Value::id(self.project_id)),
+            ("assigneeId", Value::optional(self.assignee_id, Value::id)),
+            ("title", Value::text(self.title.as_str())),
+            (
+                "description",
+                Value::optional(self.description.as_ref(), |d| Value::text(d.as_str())),
+            ),
+            ("status", Value::text(self.status.as_str())),
+            ("priority", Value::text(self.priority.as_str())),
+            ("dueDate", Value::optional(self.due_date, Value::time)),
+        ]
     }
 
     /// This task's value for `key`, as a keyset cursor records it.
@@ -404,9 +444,14 @@ impl Cursor {
     }
 }
 
-/// A page of the caller's tasks.
+/// A page of the caller's tasks: in every project they are a member of,
+/// or in one.
 #[derive(Debug, Clone)]
 pub struct TaskQuery {
+    /// Only this project's tasks.
+    pub project_id: Option<ProjectId>,
+    /// Only tasks assigned to this user.
+    pub assignee_id: Option<UserId>,
     pub status: Option<Status>,
     pub priority: Option<Priority>,
     pub due_before: Option<OffsetDateTime>,
@@ -421,6 +466,8 @@ impl Default for TaskQuery {
     /// Every task, newest first, 20 a page.
     fn default() -> Self {
         Self {
+            project_id: None,
+            assignee_id: None,
             status: None,
             priority: None,
             due_before: None,
@@ -438,7 +485,9 @@ impl TaskQuery {
 
     /// Whether `task` passes the filters (not the cursor).
     pub fn matches(&self, task: &Task) -> bool {
-        self.status.is_none_or(|s| task.status == s)
+        self.project_id.is_none_or(|p| task.project_id == p)
+            && self.assignee_id.is_none_or(|a| task.assignee_id == Some(a))
+            && self.status.is_none_or(|s| task.status == s)
             && self.priority.is_none_or(|p| task.priority == p)
             && self
                 .due_before
@@ -462,11 +511,27 @@ impl TaskQuery {
     }
 }
 
-/// One page of results with the position to continue from.
+/// One page of results with the position to continue from (for tasks, a
+/// [`Cursor`]; for other lists, the last row's sort key).
 #[derive(Debug, Clone)]
-pub struct Page<T> {
+pub struct Page<T, C = Cursor> {
     pub items: Vec<T>,
-    pub next: Option<Cursor>,
+    pub next: Option<C>,
+}
+
+impl<T, C> Page<T, C> {
+    /// A page from up to `limit + 1` rows (the extra one says there is a
+    /// next page), continuing after the last shown row's `key`.
+    pub fn from_rows(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> C) -> Self {
+        let limit = limit as usize;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(key)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
 }
 
 #[cfg(test)]
@@ -583,6 +648,7 @@ mod tests {
         let owner = UserId(uuid::Uuid::nil());
         let now = datetime!(2026-01-01 0:00 UTC);
         let mut task = Task::create(
+            ProjectId(uuid::Uuid::nil()),
             owner,
             NewTask {
                 title: "t".into(),

@@ -1,36 +1,33 @@
-//! The tasks context's use cases: create, read, change, delete and list
-//! the caller's tasks, each with its errors.
+//! The tasks context's use cases: create, read, change, move, delete and
+//! list tasks in the caller's projects, and read a task's history. Each
+//! asks the policy for the task's project first (a task in a project the
+//! caller is not a member of does not exist for them), then the project's
+//! state; each change is written with its audit entry in one transaction.
 
 use crate::app::TaskFlow;
+use crate::audit::{AuditAction, Changes};
 use crate::auth::Principal;
-use crate::error::ValidationErrors;
-use crate::error::{DomainError, ErrorKind, PortError};
-use crate::ports::{Clock, Ports, Store, Tasks, Transaction};
+use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
+use crate::ports::{Audit, Ports, Projects, Store, Tasks, Transaction};
+use crate::project::policy::{Action, Denied, authorize};
+use crate::project::use_cases::{ARCHIVED, lock_authorized, role_in, task_updated};
+use crate::project::{Project, ProjectId};
 use crate::task::{NewTask, Page, Task, TaskId, TaskPatch, TaskQuery};
+use crate::user::UserId;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CreateTaskError {
-    #[error("invalid task: {0}")]
-    Invalid(ValidationErrors),
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
-
-impl DomainError for CreateTaskError {
-    fn kind(&self) -> ErrorKind<'_> {
-        match self {
-            Self::Invalid(errors) => ErrorKind::Invalid(errors),
-            Self::Port(e) => ErrorKind::Port(e),
-        }
-    }
-}
-
-/// Reading or deleting one task, and listing.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
     #[error("No such task.")]
     NotFound,
-    #[error("invalid query: {0}")]
+    /// The project named in the request: missing, or the caller is not a
+    /// member.
+    #[error("No such project.")]
+    ProjectNotFound,
+    #[error("Your role in this project does not allow this.")]
+    Forbidden,
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("invalid task: {0}")]
     Invalid(ValidationErrors),
     #[error(transparent)]
     Port(#[from] PortError),
@@ -39,110 +36,256 @@ pub enum TaskError {
 impl DomainError for TaskError {
     fn kind(&self) -> ErrorKind<'_> {
         match self {
-            Self::NotFound => ErrorKind::NotFound,
+            Self::NotFound | Self::ProjectNotFound => ErrorKind::NotFound,
+            Self::Forbidden => ErrorKind::Forbidden,
+            Self::Conflict(_) => ErrorKind::Conflict,
             Self::Invalid(errors) => ErrorKind::Invalid(errors),
             Self::Port(e) => ErrorKind::Port(e),
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum UpdateTaskError {
-    #[error("No such task.")]
-    NotFound,
-    #[error("invalid change: {0}")]
-    Invalid(ValidationErrors),
-    #[error(transparent)]
-    Port(#[from] PortError),
-}
+impl TaskError {
+    /// A refusal about the task's own project (it then does not exist).
+    pub(crate) fn about_task(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::NotFound,
+            Denied::Forbidden => Self::Forbidden,
+        }
+    }
 
-impl DomainError for UpdateTaskError {
-    fn kind(&self) -> ErrorKind<'_> {
-        match self {
-            Self::NotFound => ErrorKind::NotFound,
-            Self::Invalid(errors) => ErrorKind::Invalid(errors),
-            Self::Port(e) => ErrorKind::Port(e),
+    /// A refusal about a project the request names.
+    fn about_project(denied: Denied) -> Self {
+        match denied {
+            Denied::NotFound => Self::ProjectNotFound,
+            Denied::Forbidden => Self::Forbidden,
         }
     }
 }
+
+const NOT_AN_ASSIGNEE: &str = "must be a member of the task's project";
+
+/// How often a change retries when the task moved to another project
+/// between reading it and locking its project.
+const MOVE_RETRIES: usize = 3;
 
 impl<P: Ports> TaskFlow<P> {
+    /// A new task in `input.project_id` (the caller's Inbox when `None`).
     pub async fn create_task(
         &self,
         principal: Principal,
         input: NewTask,
-    ) -> Result<Task, CreateTaskError> {
-        let task = Task::create(principal.user_id, input, self.clock.now())
-            .map_err(CreateTaskError::Invalid)?;
+    ) -> Result<Task, TaskError> {
+        let actor = self.actor(&principal);
         let mut tx = self.store.begin().await?;
+        let project_id = match input.project_id {
+            Some(id) => id,
+            None => {
+                tx.inbox_of(actor.user_id)
+                    .await?
+                    .ok_or_else(|| PortError::unexpected("database", "a user without an Inbox"))?
+                    .id
+            }
+        };
+        let (project, _) = lock_authorized(&mut tx, project_id, actor.user_id, Action::CreateTask)
+            .await?
+            .map_err(TaskError::about_project)?;
+        writable(&project)?;
+        if let Some(assignee) = input.assignee_id {
+            check_assignee(&mut tx, project_id, assignee).await?;
+        }
+        let task = Task::create(project_id, actor.user_id, input, actor.at)
+            .map_err(TaskError::Invalid)?;
         tx.insert_task(&task).await?;
+        tx.record(&[actor.entry(
+            AuditAction::TaskCreated,
+            task.id.0,
+            Some(project_id),
+            Changes::between(None, Some(task.audited_fields())),
+        )])
+        .await?;
         tx.commit().await?;
         Ok(task)
     }
 
     pub async fn task(&self, principal: Principal, id: TaskId) -> Result<Task, TaskError> {
-        self.store
-            .connection()
-            .await?
-            .task(principal.user_id, id)
-            .await?
-            .ok_or(TaskError::NotFound)
+        let mut conn = self.store.connection().await?;
+        let task = conn.task(id).await?.ok_or(TaskError::NotFound)?;
+        let role = role_in(&mut conn, task.project_id, principal.user_id).await?;
+        authorize(role, Action::ViewTasks).map_err(TaskError::about_task)?;
+        Ok(task)
     }
 
     /// Applies `patch` (a full replacement sets every field) in one
-    /// transaction, so concurrent changes each bump the version once.
+    /// transaction, so concurrent changes each bump the version once. A
+    /// `project_id` moves the task: the caller must be a member (or higher)
+    /// in both projects, and an assignee who is not a member of the target
+    /// is unassigned.
     pub async fn update_task(
         &self,
         principal: Principal,
         id: TaskId,
         patch: TaskPatch,
-    ) -> Result<Task, UpdateTaskError> {
-        let mut tx = self.store.begin().await?;
-        let mut task = tx
-            .task_for_update(principal.user_id, id)
-            .await?
-            .ok_or(UpdateTaskError::NotFound)?;
-        let changed = task
-            .apply(patch, self.clock.now())
-            .map_err(UpdateTaskError::Invalid)?;
-        if changed && !tx.update_task(&task).await? {
-            return Err(UpdateTaskError::NotFound);
+    ) -> Result<Task, TaskError> {
+        for _ in 0..MOVE_RETRIES {
+            if let Some(task) = self.try_update_task(&principal, id, patch.clone()).await? {
+                return Ok(task);
+            }
         }
-        // Also when nothing changed: ends the transaction (and its row lock)
+        Err(PortError::unavailable("database", "the task kept moving between projects").into())
+    }
+
+    /// `None` when the task moved to another project before its project
+    /// could be locked (the caller retries).
+    async fn try_update_task(
+        &self,
+        principal: &Principal,
+        id: TaskId,
+        mut patch: TaskPatch,
+    ) -> Result<Option<Task>, TaskError> {
+        let actor = self.actor(principal);
+        let mut tx = self.store.begin().await?;
+        let Some(seen) = tx.task(id).await? else {
+            return Err(TaskError::NotFound);
+        };
+        let source_id = seen.project_id;
+        let target_id = patch.project_id.unwrap_or(source_id);
+        // Projects are locked in id order, so two moves in opposite
+        // directions cannot deadlock.
+        let (first, second) = if source_id <= target_id {
+            (source_id, target_id)
+        } else {
+            (target_id, source_id)
+        };
+        let mut locked = Vec::with_capacity(2);
+        for (project, about_task) in [(first, first == source_id), (second, second == source_id)]
+        {
+            if locked.iter().any(|(p, _): &(Project, _)| p.id == project) {
+                continue;
+            }
+            let action = if about_task {
+                Action::EditTask
+            } else {
+                Action::CreateTask
+            };
+            let standing = lock_authorized(&mut tx, project, actor.user_id, action).await?;
+            let map = if about_task {
+                TaskError::about_task
+            } else {
+                TaskError::about_project
+            };
+            locked.push(standing.map_err(map)?);
+        }
+        let Some(mut task) = tx.task_for_update(id).await? else {
+            return Err(TaskError::NotFound);
+        };
+        if task.project_id != source_id {
+            return Ok(None);
+        }
+        for (project, _) in &locked {
+            writable(project)?;
+        }
+        if target_id != source_id {
+            match patch.assignee_id {
+                Some(Some(assignee)) => check_assignee(&mut tx, target_id, assignee).await?,
+                Some(None) => {}
+                None => {
+                    if let Some(assignee) = task.assignee_id
+                        && role_in(&mut tx, target_id, assignee).await?.is_none()
+                    {
+                        patch.assignee_id = Some(None);
+                    }
+                }
+            }
+        } else if let Some(Some(assignee)) = patch.assignee_id
+            && task.assignee_id != Some(assignee)
+        {
+            check_assignee(&mut tx, target_id, assignee).await?;
+        }
+        let before = task.audited_fields();
+        let changed = task.apply(patch, actor.at).map_err(TaskError::Invalid)?;
+        if changed {
+            if !tx.update_task(&task).await? {
+                return Err(TaskError::NotFound);
+            }
+            tx.record(&[task_updated(&actor, &task, before)]).await?;
+        }
+        // Also when nothing changed: ends the transaction (and its locks)
         // now rather than by rollback.
         tx.commit().await?;
-        Ok(task)
+        Ok(Some(task))
     }
 
     pub async fn delete_task(&self, principal: Principal, id: TaskId) -> Result<(), TaskError> {
-        let mut tx = self.store.begin().await?;
-        if !tx.delete_task(principal.user_id, id).await? {
-            return Err(TaskError::NotFound);
+        let actor = self.actor(&principal);
+        for _ in 0..MOVE_RETRIES {
+            let mut tx = self.store.begin().await?;
+            let Some(seen) = tx.task(id).await? else {
+                return Err(TaskError::NotFound);
+            };
+            let (project, _) =
+                lock_authorized(&mut tx, seen.project_id, actor.user_id, Action::DeleteTask)
+                    .await?
+                    .map_err(TaskError::about_task)?;
+            let Some(task) = tx.task_for_update(id).await? else {
+                return Err(TaskError::NotFound);
+            };
+            if task.project_id != project.id {
+                continue;
+            }
+            writable(&project)?;
+            tx.delete_task(id).await?;
+            tx.record(&[actor.entry(
+                AuditAction::TaskDeleted,
+                task.id.0,
+                Some(task.project_id),
+                Changes::between(Some(task.audited_fields()), None),
+            )])
+            .await?;
+            tx.commit().await?;
+            return Ok(());
         }
-        tx.commit().await?;
-        Ok(())
+        Err(PortError::unavailable("database", "the task kept moving between projects").into())
     }
 
-    /// One page of the caller's tasks.
+    /// One page of the caller's tasks: across their projects, or in
+    /// `query.project_id` (which must be one of them).
     pub async fn list_tasks(
         &self,
         principal: Principal,
         query: TaskQuery,
     ) -> Result<Page<Task>, TaskError> {
         query.validate().map_err(TaskError::Invalid)?;
-        let mut items = self
-            .store
-            .connection()
-            .await?
-            .list_tasks(principal.user_id, &query)
-            .await?;
-        let limit = query.limit as usize;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|t| t.cursor(query.sort))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let mut conn = self.store.connection().await?;
+        if let Some(project) = query.project_id {
+            let role = role_in(&mut conn, project, principal.user_id).await?;
+            authorize(role, Action::ViewTasks).map_err(TaskError::about_project)?;
+        }
+        let rows = conn.list_tasks(principal.user_id, &query).await?;
+        Ok(Page::from_rows(rows, query.limit, |t| t.cursor(query.sort)))
+    }
+}
+
+/// Tasks of an archived project cannot change.
+fn writable(project: &Project) -> Result<(), TaskError> {
+    if project.archived {
+        Err(TaskError::Conflict(ARCHIVED))
+    } else {
+        Ok(())
+    }
+}
+
+/// An assignee must be a member of the task's project (any role).
+async fn check_assignee<C: Projects>(
+    conn: &mut C,
+    project: ProjectId,
+    assignee: UserId,
+) -> Result<(), TaskError> {
+    match role_in(conn, project, assignee).await? {
+        Some(_) => Ok(()),
+        None => Err(TaskError::Invalid(ValidationErrors::single(
+            "assigneeId",
+            NOT_AN_ASSIGNEE,
+        ))),
     }
 }

@@ -202,9 +202,22 @@ pub struct User {
     pub id: UserId,
     pub email: Email,
     pub name: UserName,
+    /// The system role: admins manage users (not project content).
     pub role: Role,
     pub password_hash: PasswordHash,
     pub created_at: OffsetDateTime,
+    /// A disabled user cannot log in; disabling ends their sessions.
+    pub disabled: bool,
+}
+
+impl User {
+    /// The fields an audit entry of a user records.
+    pub fn audited_fields(&self) -> Vec<(&'static str, crate::audit::Value)> {
+        vec![
+            ("role", crate::audit::Value::text(self.role.as_str())),
+            ("disabled", crate::audit::Value::Bool(self.disabled)),
+        ]
+    }
 }
 
 #[cfg(test)]
