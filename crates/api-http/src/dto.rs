@@ -3,6 +3,10 @@
 //! Requests reject unknown fields and are validated with garde, whose
 //! custom rules call the domain's own parsers so both agree.
 
+pub mod admin;
+pub mod audit;
+pub mod projects;
+
 use domain::{Priority, Status, Task, User};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -192,6 +196,15 @@ pub struct TaskResponse {
     #[schema(required = true)]
     #[serde(with = "time::serde::rfc3339::option")]
     pub due_date: Option<OffsetDateTime>,
+    /// The project the task is in.
+    pub project_id: Uuid,
+    /// A member of the task's project; `null` when nobody is assigned.
+    #[schema(required = true)]
+    pub assignee_id: Option<Uuid>,
+    /// Who created the task.
+    pub created_by: Uuid,
+    /// The same as `createdBy`, kept for clients written before projects.
+    #[schema(deprecated)]
     pub owner_id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -215,7 +228,10 @@ impl From<&Task> for TaskResponse {
             status: t.status.into(),
             priority: t.priority.into(),
             due_date: t.due_date,
-            owner_id: t.owner_id.0,
+            project_id: t.project_id.0,
+            assignee_id: t.assignee_id.map(|a| a.0),
+            created_by: t.created_by.0,
+            owner_id: t.created_by.0,
             created_at: t.created_at,
             updated_at: t.updated_at,
             completed_at: t.completed_at,
@@ -227,6 +243,15 @@ impl From<&Task> for TaskResponse {
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTaskRequest {
+    /// The project to create it in (the caller must be a member or
+    /// higher); omitted: the caller's Inbox.
+    #[garde(skip)]
+    #[serde(default)]
+    pub project_id: Option<Uuid>,
+    /// A member of the project (any role); omitted or `null`: nobody.
+    #[garde(skip)]
+    #[serde(default)]
+    pub assignee_id: Option<Uuid>,
     #[garde(custom(valid_title))]
     #[schema(schema_with = schemas::title)]
     pub title: String,
@@ -248,10 +273,19 @@ pub struct CreateTaskRequest {
     pub due_date: Option<OffsetDateTime>,
 }
 
-/// A full replacement: omitted nullable fields become `null`.
+/// A full replacement: omitted nullable fields become `null` (an omitted
+/// `assigneeId` unassigns); an omitted `projectId` leaves the task where it
+/// is.
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ReplaceTaskRequest {
+    /// Moves the task (member or higher in both projects).
+    #[garde(skip)]
+    #[serde(default)]
+    pub project_id: Option<Uuid>,
+    #[garde(skip)]
+    #[serde(default)]
+    pub assignee_id: Option<Uuid>,
     #[garde(custom(valid_title))]
     #[schema(schema_with = schemas::title)]
     pub title: String,
@@ -269,11 +303,22 @@ pub struct ReplaceTaskRequest {
     pub due_date: Option<OffsetDateTime>,
 }
 
-/// Only the fields present change; `null` clears `description` and
-/// `dueDate`, and is refused for the others.
+/// Only the fields present change; `null` clears `assigneeId`,
+/// `description` and `dueDate`, and is refused for the others.
 #[derive(Debug, Deserialize, ToSchema, garde::Validate)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchTaskRequest {
+    /// Moves the task to another project: member or higher in both; an
+    /// assignee who is not a member there is unassigned.
+    #[garde(custom(not_null))]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Uuid, required = false)]
+    pub project_id: Option<Option<Uuid>>,
+    /// A member of the task's project; `null` unassigns.
+    #[garde(skip)]
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>, required = false)]
+    pub assignee_id: Option<Option<Uuid>>,
     #[garde(custom(present_title))]
     #[serde(default, deserialize_with = "present")]
     #[schema(schema_with = schemas::title)]
@@ -298,7 +343,7 @@ pub struct PatchTaskRequest {
 
 /// A field that is present (`Some`), possibly `null` (`Some(None)`); with
 /// `#[serde(default)]` an absent field stays `None`.
-fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+pub(crate) fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -312,7 +357,7 @@ fn present_time<'de, D: Deserializer<'de>>(
 
 // ---- garde rules that defer to the domain ----
 
-fn valid_email(value: &str, _: &()) -> garde::Result {
+pub(crate) fn valid_email(value: &str, _: &()) -> garde::Result {
     domain::Email::parse(value)
         .map(drop)
         .map_err(|e| garde::Error::new(e.to_string()))
@@ -330,7 +375,7 @@ fn valid_password(value: &str, _: &()) -> garde::Result {
         .map_err(|e| garde::Error::new(e.to_string()))
 }
 
-fn optional_description(value: &Option<String>, _: &()) -> garde::Result {
+pub(crate) fn optional_description(value: &Option<String>, _: &()) -> garde::Result {
     match value {
         None => Ok(()),
         Some(description) => domain::Description::parse(description.clone())
@@ -339,7 +384,7 @@ fn optional_description(value: &Option<String>, _: &()) -> garde::Result {
     }
 }
 
-fn present_description(value: &Option<Option<String>>, ctx: &()) -> garde::Result {
+pub(crate) fn present_description(value: &Option<Option<String>>, ctx: &()) -> garde::Result {
     optional_description(&value.clone().flatten(), ctx)
 }
 
@@ -357,7 +402,7 @@ fn present_title(value: &Option<Option<String>>, ctx: &()) -> garde::Result {
     }
 }
 
-fn not_null<T>(value: &Option<Option<T>>, _: &()) -> garde::Result {
+pub(crate) fn not_null<T>(value: &Option<Option<T>>, _: &()) -> garde::Result {
     match value {
         Some(None) => Err(garde::Error::new("must not be null")),
         _ => Ok(()),
@@ -373,7 +418,10 @@ fn not_null<T>(value: &Option<Option<T>>, _: &()) -> garde::Result {
 /// is what `str::trim` removes (`char::is_whitespace`) less the controls.
 pub mod schemas {
     use domain::task::Description;
-    use domain::{Email, PlainPassword, Role, SortKey, TaskQuery, Title, UserName};
+    use domain::{
+        AuditAction, Email, EntityType, PlainPassword, ProjectDescription, ProjectName, Role,
+        SortKey, TaskQuery, Title, UserName,
+    };
     use utoipa::openapi::schema::{KnownFormat, SchemaFormat, SchemaType, Type};
     use utoipa::openapi::{Object, ObjectBuilder};
 
@@ -428,15 +476,40 @@ pub mod schemas {
     }
 
     pub fn nullable_description() -> Object {
+        text_block(Description::MAX_LEN)
+    }
+
+    /// A text block (`domain::text::block`) of at most `max` characters, or
+    /// `null`.
+    fn text_block(max: usize) -> Object {
         nullable(
             string(&format!(
-                "At most {} characters, no control characters but tabs and line breaks; \
-                 kept as written. `null`: none.",
-                Description::MAX_LEN
+                "At most {max} characters, no control characters but tabs and line breaks; \
+                 kept as written. `null`: none."
             ))
-            .max_length(Some(Description::MAX_LEN))
+            .max_length(Some(max))
             .pattern(Some(DESCRIPTION)),
         )
+    }
+
+    pub fn project_name() -> Object {
+        line(ProjectName::MAX_LEN, "Launch")
+    }
+
+    pub fn nullable_project_description() -> Object {
+        text_block(ProjectDescription::MAX_LEN)
+    }
+
+    pub fn audit_action() -> Object {
+        string("What was done.")
+            .enum_values(Some(AuditAction::ALL.map(AuditAction::as_str)))
+            .build()
+    }
+
+    pub fn entity_type() -> Object {
+        string("What kind of thing changed.")
+            .enum_values(Some(EntityType::ALL.map(EntityType::as_str)))
+            .build()
     }
 
     pub fn nullable_due_date() -> Object {
@@ -537,6 +610,16 @@ pub mod schemas {
             )))
             .minimum(Some(1))
             .maximum(Some(TaskQuery::MAX_LIMIT))
+            .build()
+    }
+
+    /// `GET /tasks?assigneeId=`.
+    pub fn assignee_filter() -> Object {
+        string("A user id (UUID), or `me` for the caller.")
+            .pattern(Some(
+                r"^(?:me|[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12})$",
+            ))
+            .examples(["me"])
             .build()
     }
 

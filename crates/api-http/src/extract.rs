@@ -13,6 +13,7 @@ use domain::{Ports, Principal, TaskFlow};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::middleware::RequestId;
 
 /// The largest JSON body accepted (a 10 000-character description in
 /// four-byte characters fits).
@@ -141,7 +142,11 @@ impl<P: Ports> FromRequest for Caller<P> {
                     "A bearer access token is required (Authorization: Bearer <token>).",
                 )
             })?;
-            let principal = app.authenticate(&token).await?;
+            let mut principal = app.authenticate(&token).await?;
+            principal.request_id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| domain::RequestId::parse(&id.0));
             tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
             req.extensions_mut().insert(principal);
             Ok(Caller {

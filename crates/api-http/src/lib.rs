@@ -5,6 +5,7 @@
 //! It depends on `domain` only, never on an adapter: the server picks the
 //! adapters and hands a `TaskFlow<P>` to [`configure`].
 
+pub mod cursor;
 pub mod dto;
 pub mod envelope;
 pub mod error;
@@ -21,7 +22,7 @@ pub use error::{ApiError, ErrorCode};
 pub use middleware::{REQUEST_ID_HEADER, RequestId, request_context};
 pub use openapi::ApiDoc;
 
-use handlers::{auth, ops, tasks};
+use handlers::{admin, auth, ops, projects, tasks};
 
 /// Registers every route, the extractor configuration and the fallbacks.
 /// Wrap the `App` in [`request_context`] (outermost) so every response gets
@@ -92,6 +93,36 @@ fn register_routes<P: Ports>(r: &mut Routes<'_>) {
         (Method::DELETE, web::delete().to(tasks::delete_task::<P>)),
     ]);
     r.resource("/api/v1/tasks/{id}", task);
+    r.resource("/api/v1/tasks/{id}/history", get(tasks::task_history::<P>));
+    let mut list = get(projects::list_projects::<P>);
+    list.push((Method::POST, web::post().to(projects::create_project::<P>)));
+    r.resource("/api/v1/projects", list);
+    let mut project = get(projects::get_project::<P>);
+    project.extend([
+        (Method::PATCH, web::patch().to(projects::patch_project::<P>)),
+        (Method::DELETE, web::delete().to(projects::delete_project::<P>)),
+    ]);
+    r.resource("/api/v1/projects/{id}", project);
+    r.resource(
+        "/api/v1/projects/{id}/transfer",
+        vec![(Method::POST, web::post().to(projects::transfer_project::<P>))],
+    );
+    let mut members = get(projects::list_members::<P>);
+    members.push((Method::POST, web::post().to(projects::add_member::<P>)));
+    r.resource("/api/v1/projects/{id}/members", members);
+    r.resource(
+        "/api/v1/projects/{id}/members/{userId}",
+        vec![
+            (Method::PATCH, web::patch().to(projects::patch_member::<P>)),
+            (Method::DELETE, web::delete().to(projects::delete_member::<P>)),
+        ],
+    );
+    r.resource("/api/v1/projects/{id}/activity", get(projects::activity::<P>));
+    r.resource("/api/v1/admin/users", get(admin::list_users::<P>));
+    r.resource(
+        "/api/v1/admin/users/{id}",
+        vec![(Method::PATCH, web::patch().to(admin::patch_user::<P>))],
+    );
 }
 
 /// A GET route and its HEAD twin (RFC 9110: HEAD wherever GET is served):

@@ -39,11 +39,9 @@ impl RequestId {
     }
 }
 
+/// The domain's rule ([`domain::RequestId`]): its audit entries record the id.
 pub fn is_valid_request_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    domain::RequestId::parse(id).is_some()
 }
 
 /// Assigns the request id, runs the request inside a span that carries it

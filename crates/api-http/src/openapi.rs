@@ -9,9 +9,15 @@ use crate::dto::{
     CreateTaskRequest, LoginRequest, MeResponse, PatchTaskRequest, RefreshRequest, RegisterRequest,
     ReplaceTaskRequest, TaskPriority, TaskResponse, TaskStatus, TokenResponse, UserResponse,
 };
+use crate::dto::admin::{AdminUserResponse, PatchUserRequest, SystemRole};
+use crate::dto::audit::{AuditEntryResponse, FieldChange};
+use crate::dto::projects::{
+    AddMemberRequest, AssignableRole, CreateProjectRequest, MemberResponse, PatchMemberRequest,
+    PatchProjectRequest, ProjectResponse, Role, TransferRequest,
+};
 use crate::envelope::{ErrorBody, ErrorEnvelope, Meta, Pagination};
 use crate::error::ErrorCode;
-use crate::handlers::{auth, ops, tasks};
+use crate::handlers::{admin, auth, ops, projects, tasks};
 
 const DESCRIPTION: &str = r#"The TaskFlow REST API.
 
@@ -25,6 +31,13 @@ Every response carries `X-Request-Id`: yours when it is 1–64 characters of `[A
 
 Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/login`.
 
+## Projects and roles
+
+Every task is in a project; every user has a personal project, the Inbox (`GET /api/v1/users/me` gives its id), where `POST /api/v1/tasks` puts a task without a `projectId`.
+A project's members have roles: `owner` > `admin` > `member` > `viewer`. Viewers read the project, its members, tasks and activity; members also create, change and delete tasks; admins also edit the project and manage members below owner; the owner also archives, deletes and transfers it.
+Anything in or about a project the caller is not a member of is 404, exactly as if it did not exist; a role too low is 403. An archived project is read-only (409) until its owner unarchives it.
+Every change is recorded in the project's activity (`GET /api/v1/projects/{id}/activity`) and the task's history (`GET /api/v1/tasks/{id}/history`), with the request's `X-Request-Id`.
+
 ## Error codes
 
 | code | status | when |
@@ -33,10 +46,10 @@ Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/
 | `REQUEST_TIMEOUT` | 408 | the body did not arrive in time (15 s by default); the connection is closed |
 | `UNAUTHENTICATED` | 401 | missing, invalid or expired token; ended session; bad refresh token |
 | `INVALID_CREDENTIALS` | 401 | wrong e-mail or password |
-| `FORBIDDEN` | 403 | authenticated but not allowed |
-| `NOT_FOUND` | 404 | no such resource (also another user's) or route |
+| `FORBIDDEN` | 403 | authenticated but not allowed: a role too low in the project, not a system admin, a disabled account at login |
+| `NOT_FOUND` | 404 | no such resource (also one in a project the caller is not a member of) or route |
 | `METHOD_NOT_ALLOWED` | 405 | the route exists, the method does not (see `Allow`) |
-| `CONFLICT` | 409 | e.g. e-mail already registered |
+| `CONFLICT` | 409 | at odds with the current state: e-mail already registered, already a member, an archived project, an Inbox rule, the owner leaving |
 | `PAYLOAD_TOO_LARGE` | 413 | body over 64 KiB |
 | `UNSUPPORTED_MEDIA_TYPE` | 415 | body is not `application/json` |
 | `VALIDATION_FAILED` | 422 | well-formed but invalid; `details` maps each field to its messages; unknown fields are rejected |
@@ -63,17 +76,36 @@ Authenticate with `Authorization: Bearer <accessToken>` from `POST /api/v1/auth/
         tasks::replace_task,
         tasks::patch_task,
         tasks::delete_task,
+        tasks::task_history,
+        projects::list_projects,
+        projects::create_project,
+        projects::get_project,
+        projects::patch_project,
+        projects::delete_project,
+        projects::transfer_project,
+        projects::list_members,
+        projects::add_member,
+        projects::patch_member,
+        projects::delete_member,
+        projects::activity,
+        admin::list_users,
+        admin::patch_user,
     ),
     components(schemas(
         ErrorEnvelope, ErrorBody, ErrorCode, Meta, Pagination,
         RegisterRequest, LoginRequest, RefreshRequest, UserResponse, MeResponse, TokenResponse,
         CreateTaskRequest, ReplaceTaskRequest, PatchTaskRequest, TaskResponse, TaskStatus, TaskPriority,
+        ProjectResponse, CreateProjectRequest, PatchProjectRequest, TransferRequest, Role, AssignableRole,
+        AddMemberRequest, PatchMemberRequest, MemberResponse, AuditEntryResponse, FieldChange,
+        AdminUserResponse, PatchUserRequest, SystemRole,
     )),
     modifiers(&Security, &ErrorResponses),
     tags(
         (name = "auth", description = "Registration, login, token refresh, logout"),
         (name = "users", description = "Accounts"),
-        (name = "tasks", description = "The caller's tasks"),
+        (name = "tasks", description = "Tasks in the caller's projects"),
+        (name = "projects", description = "Projects, their members (with roles) and their activity"),
+        (name = "admin", description = "User administration, for system admins"),
         (name = "operations", description = "Health, readiness and this document"),
     )
 )]

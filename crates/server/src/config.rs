@@ -66,6 +66,8 @@ pub struct Config {
     pub password_hash_queue_timeout: Duration,
     /// How long a request body may take to arrive, once its head has.
     pub request_body_timeout: Duration,
+    /// Accounts that are system admins (`ADMIN_EMAILS`, comma-separated).
+    pub admin_emails: Vec<domain::Email>,
 }
 
 /// Every environment variable the server reads (the Docker files are
@@ -87,6 +89,7 @@ pub const VARIABLES: &[&str] = &[
     "PASSWORD_HASH_CONCURRENCY",
     "PASSWORD_HASH_QUEUE_TIMEOUT",
     "REQUEST_BODY_TIMEOUT",
+    "ADMIN_EMAILS",
 ];
 
 /// A configuration problem, as one line naming the variable.
@@ -258,6 +261,16 @@ impl Config {
                 "must be more than 0",
             ));
         }
+        let admin_emails = var("ADMIN_EMAILS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| {
+                domain::Email::parse(raw).map_err(|e| {
+                    ConfigError::new("ADMIN_EMAILS", format!("{:?}: {e}", raw.trim()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             port,
             bind_addr,
@@ -276,6 +289,7 @@ impl Config {
             password_hash_concurrency,
             password_hash_queue_timeout,
             request_body_timeout,
+            admin_emails,
         })
     }
 }
@@ -408,6 +422,7 @@ mod tests {
             ("PASSWORD_HASH_CONCURRENCY", "many"),
             ("PASSWORD_HASH_QUEUE_TIMEOUT", "soon"),
             ("REQUEST_BODY_TIMEOUT", "0"),
+            ("ADMIN_EMAILS", "ops@example.com,not-an-address"),
         ] {
             let e = config(&[(var, value)]).expect_err(value);
             assert_eq!(e.var, var, "{value}");
@@ -431,5 +446,13 @@ mod tests {
     fn secrets_do_not_print() {
         let c = config(&[("JWT_SECRET", &"s3cr3t".repeat(8))]).expect("valid");
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn admin_emails_are_a_normalised_list() {
+        let c = config(&[("ADMIN_EMAILS", " Ops@Example.com, ,root@example.org ")]).expect("valid");
+        let emails: Vec<&str> = c.admin_emails.iter().map(|e| e.as_str()).collect();
+        assert_eq!(emails, ["ops@example.com", "root@example.org"]);
+        assert!(config(&[]).expect("valid").admin_emails.is_empty());
     }
 }

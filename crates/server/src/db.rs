@@ -126,6 +126,8 @@ async fn seed(config: &Config) -> Result<(), String> {
         ];
         for (title, status, priority, due_in_days) in tasks {
             let task = NewTask {
+                project_id: None,
+                assignee_id: None,
                 title: title.to_owned(),
                 description: None,
                 status: Some(status),

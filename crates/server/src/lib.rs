@@ -4,6 +4,7 @@
 pub mod config;
 pub mod db;
 pub mod telemetry;
+pub mod users;
 
 use std::io;
 use std::marker::PhantomData;
@@ -66,6 +67,12 @@ pub enum StartupError {
     Redis(#[source] PortError),
     #[error("cannot set up the password hasher: {0}")]
     Hasher(String),
+    #[error("ADMIN_EMAILS: cannot promote {email}")]
+    Promote {
+        email: String,
+        #[source]
+        source: domain::AdminError,
+    },
 }
 
 /// How long start-up waits for a store: attempts and the pause after each.
@@ -109,7 +116,7 @@ impl Application {
             (Some(database_url), Some(redis_url)) => {
                 let store = connect_database(database_url.expose(), config).await?;
                 let sessions = connect_redis(redis_url.expose(), config).await?;
-                serve::<ServicePorts>(store, sessions, hasher, config)
+                serve::<ServicePorts>(store, sessions, hasher, config).await
             }
             (None, None) => {
                 tracing::warn!(
@@ -121,6 +128,7 @@ impl Application {
                     hasher,
                     config,
                 )
+                .await
             }
             // One of each would be a third adapter set to compile, test and
             // support, for a deployment that is neither zero-setup nor real.
@@ -213,6 +221,27 @@ where
     }
 }
 
+/// Makes the registered users of `ADMIN_EMAILS` system admins (the others
+/// become admins when they register).
+async fn promote_admins<P: Ports>(app: &TaskFlow<P>, config: &Config) -> Result<(), StartupError> {
+    for email in &config.admin_emails {
+        match app.promote(email.as_str()).await {
+            Ok(_) => tracing::info!(%email, "ADMIN_EMAILS: a system admin"),
+            Err(domain::AdminError::NotFound) => tracing::info!(
+                %email,
+                "ADMIN_EMAILS: not registered yet; a system admin once registered"
+            ),
+            Err(source) => {
+                return Err(StartupError::Promote {
+                    email: email.as_str().to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The hashing limits the configuration asks for.
 pub fn hash_limits(config: &Config) -> HashLimits {
     let mut limits = match config.password_hash_concurrency {
@@ -249,17 +278,19 @@ pub fn taskflow<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = Syst
     let settings = Settings {
         refresh_token_ttl: time::Duration::try_from(config.refresh_token_ttl)
             .unwrap_or(time::Duration::days(30)),
+        admin_emails: config.admin_emails.clone(),
     };
     TaskFlow::new(store, sessions, hasher, tokens, SystemClock, settings)
 }
 
-fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
+async fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
     store: P::Store,
     sessions: P::Sessions,
     hasher: Argon2Hasher,
     config: &Config,
 ) -> Result<Application, StartupError> {
     let app = taskflow::<P>(store, sessions, hasher, config);
+    promote_admins(&app, config).await?;
     let addr = SocketAddr::new(config.bind_addr, config.port);
     let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
     let addr = listener

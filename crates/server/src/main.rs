@@ -8,6 +8,8 @@ usage: taskflow [serve]            run the API server (the default)
        taskflow db migrate         apply pending migrations to DATABASE_URL
        taskflow db reset           revert every migration and apply them again (not in production)
        taskflow db seed            add demo users and tasks, print their credentials
+       taskflow users promote EMAIL [--yes]
+                                   make a registered user a system admin (--yes in production)
 
 Configuration comes from the environment: see README.md.";
 
@@ -25,6 +27,7 @@ async fn main() -> ExitCode {
     match args.as_slice() {
         [] | ["serve"] => serve(config).await,
         ["db", command] => server::db::run(command, &config).await,
+        ["users", rest @ ..] => server::users::run(rest, &config).await,
         ["help" | "-h" | "--help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -2,8 +2,8 @@ use actix_web::{HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::{
-    Cursor, CursorKey, NewTask, Ports, Priority, Status, TaskFlow, TaskId, TaskPatch, TaskQuery,
-    TaskSort, ValidationErrors,
+    AuditQuery, Cursor, CursorKey, NewTask, Ports, Priority, ProjectId, Status, TaskFlow, TaskId,
+    TaskPatch, TaskQuery, TaskSort, UserId, ValidationErrors,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -15,6 +15,8 @@ use crate::dto::{
     CreateTaskRequest, PatchTaskRequest, ReplaceTaskRequest, TaskPriority, TaskResponse,
     TaskStatus, schemas,
 };
+use crate::cursor::{self, PageParams};
+use crate::dto::audit::AuditEntryResponse;
 use crate::envelope::{Envelope, ErrorEnvelope, Pagination, Reply};
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
@@ -29,6 +31,13 @@ type App<P> = web::Data<TaskFlow<P>>;
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListTasksParams {
+    /// Only the tasks of this project (one the caller is a member of; any
+    /// other is 404). Without it, tasks across all the caller's projects.
+    #[param(value_type = Option<Uuid>)]
+    pub project_id: Option<String>,
+    /// Only tasks assigned to this user: a user id, or `me`.
+    #[param(schema_with = schemas::assignee_filter)]
+    pub assignee_id: Option<String>,
     /// Only tasks with this status.
     #[param(value_type = Option<TaskStatus>)]
     pub status: Option<String>,
@@ -56,8 +65,24 @@ pub struct ListTasksParams {
 }
 
 impl ListTasksParams {
-    fn into_query(self) -> Result<TaskQuery, ApiError> {
+    fn into_query(self, me: UserId) -> Result<TaskQuery, ApiError> {
         let mut errors = ValidationErrors::new();
+        let project_id = self.project_id.and_then(|raw| {
+            errors.check(
+                "projectId",
+                Uuid::parse_str(&raw).map(ProjectId).map_err(|_| "must be a UUID"),
+            )
+        });
+        let assignee_id = self.assignee_id.and_then(|raw| {
+            let parsed = if raw == "me" {
+                Ok(me)
+            } else {
+                Uuid::parse_str(&raw)
+                    .map(UserId)
+                    .map_err(|_| "must be a UUID or `me`")
+            };
+            errors.check("assigneeId", parsed)
+        });
         let status = self.status.and_then(|raw| {
             errors.check(
                 "status",
@@ -109,6 +134,8 @@ impl ListTasksParams {
             return Err(error);
         }
         Ok(TaskQuery {
+            project_id,
+            assignee_id,
             status,
             priority,
             due_before,
@@ -167,7 +194,7 @@ pub fn decode_cursor(encoded: &str) -> Option<Cursor> {
     Some(Cursor { sort, key, id })
 }
 
-/// The caller's tasks, one page at a time.
+/// Tasks across the caller's projects (or in one), one page at a time.
 #[utoipa::path(
     get, path = "/api/v1/tasks", tag = "tasks",
     security(("bearer" = [])),
@@ -176,6 +203,7 @@ pub fn decode_cursor(encoded: &str) -> Option<Cursor> {
         (status = 200, description = "A page of tasks; `meta.pagination` tells how to get the next", body = Envelope<Vec<TaskResponse>>),
         (status = 400, description = "Bad query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "`projectId` is not a project of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
     )
 )]
 pub async fn list_tasks<P: Ports>(
@@ -183,7 +211,7 @@ pub async fn list_tasks<P: Ports>(
     caller: Caller<P>,
     params: web::Query<ListTasksParams>,
 ) -> Result<Reply<Vec<TaskResponse>>, ApiError> {
-    let query = params.into_inner().into_query()?;
+    let query = params.into_inner().into_query(caller.principal.user_id)?;
     let limit = query.limit;
     let page = app.list_tasks(caller.principal, query).await?;
     let items = page.items.iter().map(TaskResponse::from).collect();
@@ -195,7 +223,7 @@ pub async fn list_tasks<P: Ports>(
     Ok(Reply::page(items, pagination))
 }
 
-/// Create a task owned by the caller.
+/// Create a task in a project (member and up), or in the caller's Inbox.
 #[utoipa::path(
     post, path = "/api/v1/tasks", tag = "tasks",
     security(("bearer" = [])),
@@ -204,7 +232,10 @@ pub async fn list_tasks<P: Ports>(
         (status = 201, description = "The new task; `Location` is its URL", body = Envelope<TaskResponse>,
             headers(("Location" = String, description = "URL of the new task"))),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+        (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "`projectId` is not a project of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The project is archived (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, or an assignee who is not a member (`VALIDATION_FAILED`)", body = ErrorEnvelope),
     )
 )]
 pub async fn create_task<P: Ports>(
@@ -213,6 +244,8 @@ pub async fn create_task<P: Ports>(
     Body(body): Body<CreateTaskRequest>,
 ) -> Result<Reply<TaskResponse>, ApiError> {
     let input = NewTask {
+        project_id: body.project_id.map(ProjectId),
+        assignee_id: body.assignee_id.map(UserId),
         title: body.title,
         description: body.description,
         status: body.status.map(Into::into),
@@ -224,7 +257,8 @@ pub async fn create_task<P: Ports>(
     Ok(Reply::created(TaskResponse::from(&task), Some(location)))
 }
 
-/// One of the caller's tasks. Another user's task is 404, as is a missing one.
+/// A task in one of the caller's projects. A task in any other project is
+/// 404, as is a missing one.
 #[utoipa::path(
     get, path = "/api/v1/tasks/{id}", tag = "tasks",
     security(("bearer" = [])),
@@ -233,7 +267,7 @@ pub async fn create_task<P: Ports>(
         (status = 200, description = "The task", body = Envelope<TaskResponse>),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
-        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task in the caller's projects (`NOT_FOUND`)", body = ErrorEnvelope),
     )
 )]
 pub async fn get_task<P: Ports>(
@@ -255,8 +289,10 @@ pub async fn get_task<P: Ports>(
         (status = 200, description = "The task after the change", body = Envelope<TaskResponse>),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
-        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+        (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task in the caller's projects, or a target `projectId` that is not one (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The task's project, or the target, is archived (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, or an assignee who is not a member (`VALIDATION_FAILED`)", body = ErrorEnvelope),
     )
 )]
 pub async fn replace_task<P: Ports>(
@@ -266,6 +302,8 @@ pub async fn replace_task<P: Ports>(
     Body(body): Body<ReplaceTaskRequest>,
 ) -> Result<Reply<TaskResponse>, ApiError> {
     let patch = TaskPatch {
+        project_id: body.project_id.map(ProjectId),
+        assignee_id: Some(body.assignee_id.map(UserId)),
         title: Some(body.title),
         description: Some(body.description),
         status: Some(body.status.into()),
@@ -288,8 +326,10 @@ pub async fn replace_task<P: Ports>(
         (status = 200, description = "The task after the change", body = Envelope<TaskResponse>),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
-        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+        (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task in the caller's projects, or a target `projectId` that is not one (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The task's project, or the target, is archived (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, or an assignee who is not a member (`VALIDATION_FAILED`)", body = ErrorEnvelope),
     )
 )]
 pub async fn patch_task<P: Ports>(
@@ -299,6 +339,8 @@ pub async fn patch_task<P: Ports>(
     Body(body): Body<PatchTaskRequest>,
 ) -> Result<Reply<TaskResponse>, ApiError> {
     let patch = TaskPatch {
+        project_id: body.project_id.flatten().map(ProjectId),
+        assignee_id: body.assignee_id.map(|a| a.map(UserId)),
         title: body.title.flatten(),
         description: body.description,
         status: body.status.flatten().map(Into::into),
@@ -320,7 +362,9 @@ pub async fn patch_task<P: Ports>(
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
-        (status = 404, description = "No such task of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task in the caller's projects (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The task's project is archived (`CONFLICT`)", body = ErrorEnvelope),
     )
 )]
 pub async fn delete_task<P: Ports>(
@@ -330,4 +374,33 @@ pub async fn delete_task<P: Ports>(
 ) -> Result<HttpResponse, ApiError> {
     app.delete_task(caller.principal, TaskId(*id)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The task's audit trail, newest first (404 once the task is deleted:
+/// its entries stay in its project's activity).
+#[utoipa::path(
+    get, path = "/api/v1/tasks/{id}/history", tag = "tasks",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Task id"), PageParams),
+    responses(
+        (status = 200, description = "A page of audit entries", body = Envelope<Vec<AuditEntryResponse>>),
+        (status = 400, description = "Bad id or query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such task in the caller's projects (`NOT_FOUND`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn task_history<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> Result<Reply<Vec<AuditEntryResponse>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let (limit, after) = page.into_inner().parse(&mut errors);
+    cursor::check(errors)?;
+    let page = app
+        .task_history(caller.principal, TaskId(*id), AuditQuery { after, limit })
+        .await?;
+    let items = page.items.iter().map(AuditEntryResponse::from).collect();
+    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
 }

@@ -1,0 +1,366 @@
+//! Projects, members and activity. Every decision is the domain's (the
+//! policy, the project's state); these handlers only translate.
+
+use actix_web::{HttpResponse, web};
+use domain::{
+    AuditQuery, MemberQuery, MemberRef, NewMember, NewProject, Ports, ProjectId, ProjectPatch,
+    ProjectQuery, TaskFlow, UserId, ValidationErrors,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::cursor::{self, PageParams};
+use crate::dto::audit::AuditEntryResponse;
+use crate::dto::projects::{
+    AddMemberRequest, CreateProjectRequest, MemberResponse, PatchMemberRequest,
+    PatchProjectRequest, ProjectResponse, TransferRequest,
+};
+use crate::envelope::{Envelope, ErrorEnvelope, Reply};
+use crate::error::ApiError;
+use crate::extract::{Body, Caller};
+
+type App<P> = web::Data<TaskFlow<P>>;
+
+/// `GET /projects`'s own parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListProjectsParams {
+    /// `true`: only archived projects; `false` (default): only active ones.
+    #[param(value_type = Option<bool>)]
+    pub archived: Option<String>,
+}
+
+/// The caller's projects, by name (ignoring case), then id.
+#[utoipa::path(
+    get, path = "/api/v1/projects", tag = "projects",
+    security(("bearer" = [])),
+    params(ListProjectsParams, PageParams),
+    responses(
+        (status = 200, description = "A page of the caller's projects", body = Envelope<Vec<ProjectResponse>>),
+        (status = 400, description = "Bad query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn list_projects<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    params: web::Query<ListProjectsParams>,
+    page: web::Query<PageParams>,
+) -> Result<Reply<Vec<ProjectResponse>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let archived = match params.into_inner().archived.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            errors.add("archived", "must be true or false");
+            false
+        }
+    };
+    let (limit, after) = page.into_inner().parse(&mut errors);
+    cursor::check(errors)?;
+    let query = ProjectQuery {
+        archived,
+        after,
+        limit,
+    };
+    let page = app.projects(caller.principal, query).await?;
+    let items = page.items.iter().map(ProjectResponse::from).collect();
+    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+}
+
+/// Create a project; the caller is its owner.
+#[utoipa::path(
+    post, path = "/api/v1/projects", tag = "projects",
+    security(("bearer" = [])),
+    request_body = CreateProjectRequest,
+    responses(
+        (status = 201, description = "The new project; `Location` is its URL", body = Envelope<ProjectResponse>,
+            headers(("Location" = String, description = "URL of the new project"))),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn create_project<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    Body(body): Body<CreateProjectRequest>,
+) -> Result<Reply<ProjectResponse>, ApiError> {
+    let input = NewProject {
+        name: body.name,
+        description: body.description,
+    };
+    let view = app.create_project(caller.principal, input).await?;
+    let location = format!("/api/v1/projects/{}", view.project.id);
+    Ok(Reply::created(ProjectResponse::from(&view), Some(location)))
+}
+
+/// A project the caller is a member of (any role).
+#[utoipa::path(
+    get, path = "/api/v1/projects/{id}", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, description = "The project with the caller's role", body = Envelope<ProjectResponse>),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn get_project<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+) -> Result<Reply<ProjectResponse>, ApiError> {
+    let view = app.project(caller.principal, ProjectId(*id)).await?;
+    Ok(Reply::new(ProjectResponse::from(&view)))
+}
+
+/// Rename, redescribe (admin and up), archive or unarchive (owner).
+#[utoipa::path(
+    patch, path = "/api/v1/projects/{id}", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id")),
+    request_body = PatchProjectRequest,
+    responses(
+        (status = 200, description = "The project after the change", body = Envelope<ProjectResponse>),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 403, description = "The caller's role does not allow it (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "Archived (unarchive first), or archiving the Inbox (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn patch_project<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    Body(body): Body<PatchProjectRequest>,
+) -> Result<Reply<ProjectResponse>, ApiError> {
+    let patch = ProjectPatch {
+        name: body.name.flatten(),
+        description: body.description,
+        archived: body.archived.flatten(),
+    };
+    let view = app
+        .update_project(caller.principal, ProjectId(*id), patch)
+        .await?;
+    Ok(Reply::new(ProjectResponse::from(&view)))
+}
+
+/// Delete a project and its tasks (owner only; not the Inbox).
+#[utoipa::path(
+    delete, path = "/api/v1/projects/{id}", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 204, description = "Deleted, with its tasks"),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 403, description = "Only the owner may (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The Inbox cannot be deleted (`CONFLICT`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn delete_project<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    app.delete_project(caller.principal, ProjectId(*id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Make another member the owner; the caller becomes an admin.
+#[utoipa::path(
+    post, path = "/api/v1/projects/{id}/transfer", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id")),
+    request_body = TransferRequest,
+    responses(
+        (status = 200, description = "The project after the transfer", body = Envelope<ProjectResponse>),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 403, description = "Only the owner may (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The Inbox, or an archived project (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "`userId` is not a member (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn transfer_project<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    Body(body): Body<TransferRequest>,
+) -> Result<Reply<ProjectResponse>, ApiError> {
+    let view = app
+        .transfer_project(caller.principal, ProjectId(*id), UserId(body.user_id))
+        .await?;
+    Ok(Reply::new(ProjectResponse::from(&view)))
+}
+
+/// The project's members, in the order they joined.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{id}/members", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id"), PageParams),
+    responses(
+        (status = 200, description = "A page of members", body = Envelope<Vec<MemberResponse>>),
+        (status = 400, description = "Bad id or query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn list_members<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> Result<Reply<Vec<MemberResponse>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let (limit, after) = page.into_inner().parse(&mut errors);
+    cursor::check(errors)?;
+    let page = app
+        .members(caller.principal, ProjectId(*id), MemberQuery { after, limit })
+        .await?;
+    let items = page.items.iter().map(MemberResponse::from).collect();
+    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+}
+
+/// Add a user (by e-mail or id) as admin, member or viewer.
+#[utoipa::path(
+    post, path = "/api/v1/projects/{id}/members", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id")),
+    request_body = AddMemberRequest,
+    responses(
+        (status = 201, description = "The new member", body = Envelope<MemberResponse>,
+            headers(("Location" = String, description = "URL of the membership"))),
+        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 403, description = "Admins and the owner only (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "Already a member; the Inbox; an archived project (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "Unknown user, or a bad role (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn add_member<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    Body(body): Body<AddMemberRequest>,
+) -> Result<Reply<MemberResponse>, ApiError> {
+    let user = match (body.email, body.user_id) {
+        (Some(email), _) => MemberRef::Email(email),
+        (None, Some(id)) => MemberRef::Id(UserId(id)),
+        // The body's validation requires one of them.
+        (None, None) => return Err(ApiError::malformed("Give email or userId.")),
+    };
+    let input = NewMember {
+        user,
+        role: body.role.into(),
+    };
+    let member = app
+        .add_member(caller.principal, ProjectId(*id), input)
+        .await?;
+    let location = format!(
+        "/api/v1/projects/{}/members/{}",
+        member.member.project_id, member.member.user_id
+    );
+    Ok(Reply::created(MemberResponse::from(&member), Some(location)))
+}
+
+/// Change a member's role (admin and up; not the owner's).
+#[utoipa::path(
+    patch, path = "/api/v1/projects/{id}/members/{userId}", tag = "projects",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Project id"),
+        ("userId" = Uuid, Path, description = "The member's user id"),
+    ),
+    request_body = PatchMemberRequest,
+    responses(
+        (status = 200, description = "The member after the change", body = Envelope<MemberResponse>),
+        (status = 400, description = "An id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 403, description = "Admins and the owner only; an admin cannot change the owner (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project or member (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The owner's own role (transfer instead); an archived project (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "A bad role (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn patch_member<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    path: web::Path<(Uuid, Uuid)>,
+    Body(body): Body<PatchMemberRequest>,
+) -> Result<Reply<MemberResponse>, ApiError> {
+    let (project, user) = path.into_inner();
+    let member = app
+        .change_member_role(
+            caller.principal,
+            ProjectId(project),
+            UserId(user),
+            body.role.into(),
+        )
+        .await?;
+    Ok(Reply::new(MemberResponse::from(&member)))
+}
+
+/// Remove a member (admin and up), or leave (the caller's own id).
+#[utoipa::path(
+    delete, path = "/api/v1/projects/{id}/members/{userId}", tag = "projects",
+    security(("bearer" = [])),
+    params(
+        ("id" = Uuid, Path, description = "Project id"),
+        ("userId" = Uuid, Path, description = "The member's user id (the caller's own: leave)"),
+    ),
+    responses(
+        (status = 204, description = "Removed; their tasks in the project are unassigned"),
+        (status = 400, description = "An id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 403, description = "Admins and the owner only; nobody removes the owner (`FORBIDDEN`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project or member (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 409, description = "The owner leaving (transfer first); an archived project (`CONFLICT`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn delete_member<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, user) = path.into_inner();
+    app.remove_member(caller.principal, ProjectId(project), UserId(user))
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The project's audit trail, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/projects/{id}/activity", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id"), PageParams),
+    responses(
+        (status = 200, description = "A page of audit entries", body = Envelope<Vec<AuditEntryResponse>>),
+        (status = 400, description = "Bad id or query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn activity<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> Result<Reply<Vec<AuditEntryResponse>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let (limit, after) = page.into_inner().parse(&mut errors);
+    cursor::check(errors)?;
+    let page = app
+        .project_activity(caller.principal, ProjectId(*id), AuditQuery { after, limit })
+        .await?;
+    let items = page.items.iter().map(AuditEntryResponse::from).collect();
+    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+}
