@@ -1,5 +1,6 @@
 //! TaskFlow's HTTP API, end to end: every test starts its own server on a
-//! free port (in-memory store, cheap password hashing) and talks to it over
+//! free port (PostgreSQL and Redis, or the in-memory adapters with
+//! `TASKFLOW_API_BACKEND=memory`; cheap password hashing) and talks to it over
 //! real HTTP with reqwest.
 //!
 //! Set `TEST_LOG` (to `1` or to a `tracing` filter such as `debug`) to see
@@ -11,8 +12,14 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
+#[path = "api/admin.rs"]
+mod admin;
+#[path = "api/audit.rs"]
+mod audit;
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/bola.rs"]
+mod bola;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/flow.rs"]
@@ -23,6 +30,10 @@ mod openapi;
 mod ops;
 #[path = "api/ownership.rs"]
 mod ownership;
+#[path = "api/policy_matrix.rs"]
+mod policy_matrix;
+#[path = "api/projects.rs"]
+mod projects;
 #[path = "api/request_id.rs"]
 mod request_id;
 #[path = "api/tasks.rs"]

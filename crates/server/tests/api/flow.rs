@@ -26,7 +26,9 @@ async fn register_login_task_crud_refresh_logout() {
     for field in ["id", "email", "name", "role", "createdAt"] {
         assert_eq!(me.data()[field], registered.data()[field], "{field}");
     }
-    assert!(me.data()["inboxId"].is_string(), "the caller's Inbox");
+    let inbox_id = me.data()["inboxId"].clone();
+    assert!(inbox_id.is_string(), "the caller's Inbox");
+    assert_eq!(me.data()["role"], "user");
 
     // Create: 201 with a Location that serves the same task.
     let response = app
@@ -51,7 +53,10 @@ async fn register_login_task_crud_refresh_logout() {
     assert_eq!(task["status"], "todo");
     assert_eq!(task["priority"], "high");
     assert_eq!(task["dueDate"], "2030-01-02T03:04:05Z");
+    assert_eq!(task["projectId"], inbox_id, "a task without projectId is in the Inbox");
+    assert_eq!(task["createdBy"], json!(user_id));
     assert_eq!(task["ownerId"], json!(user_id));
+    assert_eq!(task["assigneeId"], Value::Null);
     assert_eq!(task["version"], 1);
     assert_eq!(task["completedAt"], Value::Null);
     assert_eq!(task["createdAt"], task["updatedAt"]);
@@ -118,6 +123,9 @@ async fn register_login_task_crud_refresh_logout() {
         "title",
         "description",
         "status",
+        "projectId",
+        "assigneeId",
+        "createdBy",
         "ownerId",
         "createdAt",
     ] {

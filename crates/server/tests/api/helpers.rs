@@ -223,30 +223,160 @@ impl TestApp {
     /// Every page of `GET /api/v1/tasks?<query>` with `limit`, following
     /// `nextCursor`, as one list.
     pub async fn list_all(&self, token: &str, query: &str, limit: u32) -> Vec<Value> {
+        let path = if query.is_empty() {
+            "/api/v1/tasks".to_owned()
+        } else {
+            format!("/api/v1/tasks?{query}")
+        };
+        self.pages(token, &path, limit).await
+    }
+
+    /// Every page of the list at `path` (which may carry a query string)
+    /// with `limit`, following `nextCursor`, as one list.
+    pub async fn pages(&self, token: &str, path: &str, limit: u32) -> Vec<Value> {
+        let separator = if path.contains('?') { '&' } else { '?' };
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..1000 {
-            let mut path = format!("/api/v1/tasks?limit={limit}");
-            if !query.is_empty() {
-                path.push('&');
-                path.push_str(query);
-            }
+            let mut page_path = format!("{path}{separator}limit={limit}");
             if let Some(cursor) = &cursor {
-                path.push_str("&cursor=");
-                path.push_str(&encode_query_value(cursor));
+                page_path.push_str("&cursor=");
+                page_path.push_str(&encode_query_value(cursor));
             }
-            let reply = assert_ok_envelope(self.get(&path, token).await, 200).await;
+            let reply = assert_ok_envelope(self.get(&page_path, token).await, 200).await;
             let page = reply.body["data"].as_array().expect("a list").clone();
             let pagination = &reply.body["meta"]["pagination"];
             assert!(page.len() <= limit as usize, "page too long: {reply:?}");
+            assert_eq!(
+                pagination["hasMore"].as_bool(),
+                Some(pagination["nextCursor"].is_string()),
+                "hasMore and nextCursor disagree: {reply:?}"
+            );
             items.extend(page);
             match pagination["nextCursor"].as_str() {
                 Some(next) => cursor = Some(next.to_owned()),
                 None => return items,
             }
         }
-        panic!("pagination of {query:?} does not end");
+        panic!("pagination of {path:?} does not end");
     }
+
+    /// `GET /users/me` (which must succeed).
+    pub async fn me(&self, token: &str) -> Value {
+        let reply = assert_ok_envelope(self.get("/api/v1/users/me", token).await, 200).await;
+        reply.data().clone()
+    }
+
+    /// The id of the caller's Inbox.
+    pub async fn inbox_id(&self, token: &str) -> String {
+        id_of_field(&self.me(token).await, "inboxId")
+    }
+
+    /// Creates a project (which must succeed) and returns it.
+    pub async fn create_project(&self, token: &str, name: &str) -> Value {
+        let reply = assert_ok_envelope(
+            self.post("/api/v1/projects", token, &json!({"name": name}))
+                .await,
+            201,
+        )
+        .await;
+        reply.data().clone()
+    }
+
+    /// Adds `user_id` to `project_id` with `role` (which must succeed) and
+    /// returns the membership.
+    pub async fn add_member(&self, token: &str, project_id: &str, user_id: &str, role: &str) -> Value {
+        let reply = assert_ok_envelope(
+            self.post(
+                &format!("/api/v1/projects/{project_id}/members"),
+                token,
+                &json!({"userId": user_id, "role": role}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        reply.data().clone()
+    }
+
+    /// A project's whole activity, newest first (every page).
+    pub async fn activity(&self, token: &str, project_id: &str) -> Vec<Value> {
+        self.pages(token, &format!("/api/v1/projects/{project_id}/activity"), 100)
+            .await
+    }
+
+    /// A task's whole history, newest first (every page).
+    pub async fn history(&self, token: &str, task_id: &str) -> Vec<Value> {
+        self.pages(token, &format!("/api/v1/tasks/{task_id}/history"), 100)
+            .await
+    }
+
+    /// `writers` PATCHes of the task at `path` at once, the i-th setting
+    /// the title to `Title {i}` with a request id of its own; each must
+    /// succeed. Returns each one's request id and the version it answered.
+    pub async fn concurrent_title_patches(
+        &self,
+        path: &str,
+        token: &str,
+        writers: usize,
+    ) -> Vec<(String, i64)> {
+        let mut running = tokio::task::JoinSet::new();
+        for i in 0..writers {
+            let request_id = fresh_request_id(&format!("writer{i}"));
+            let request = self
+                .authed(Method::PATCH, path, token)
+                .header("X-Request-Id", &request_id)
+                .json(&json!({"title": format!("Title {i}")}));
+            running.spawn(async move {
+                let reply = assert_ok_envelope(send(request).await, 200).await;
+                let version = reply.data()["version"].as_i64().expect("a version");
+                (request_id, version)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(result) = running.join_next().await {
+            done.push(result.expect("a writer finished"));
+        }
+        done
+    }
+
+    /// Sends `method path` as `token` with `X-Request-Id: request_id` (and
+    /// `body` as JSON, if any) and reads the reply.
+    pub async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        request_id: &str,
+    ) -> Reply {
+        let mut request = self
+            .authed(method, path, token)
+            .header("X-Request-Id", request_id);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        Reply::read(send(request).await).await
+    }
+}
+
+/// `value["id"]` as a string (which must be there).
+#[track_caller]
+pub fn id_of(value: &Value) -> String {
+    id_of_field(value, "id")
+}
+
+#[track_caller]
+fn id_of_field(value: &Value, field: &str) -> String {
+    value[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {value}"))
+        .to_owned()
+}
+
+/// A request id no other request of the suite sends: `tag` and a UUID.
+pub fn fresh_request_id(tag: &str) -> String {
+    format!("{tag}-{}", uuid::Uuid::now_v7().simple())
 }
 
 pub async fn send(request: RequestBuilder) -> Response {

@@ -99,6 +99,20 @@ async fn the_document_lists_exactly_the_served_routes() {
         ("put", "/api/v1/tasks/{id}"),
         ("patch", "/api/v1/tasks/{id}"),
         ("delete", "/api/v1/tasks/{id}"),
+        ("get", "/api/v1/tasks/{id}/history"),
+        ("get", "/api/v1/projects"),
+        ("post", "/api/v1/projects"),
+        ("get", "/api/v1/projects/{id}"),
+        ("patch", "/api/v1/projects/{id}"),
+        ("delete", "/api/v1/projects/{id}"),
+        ("post", "/api/v1/projects/{id}/transfer"),
+        ("get", "/api/v1/projects/{id}/members"),
+        ("post", "/api/v1/projects/{id}/members"),
+        ("patch", "/api/v1/projects/{id}/members/{userId}"),
+        ("delete", "/api/v1/projects/{id}/members/{userId}"),
+        ("get", "/api/v1/projects/{id}/activity"),
+        ("get", "/api/v1/admin/users"),
+        ("patch", "/api/v1/admin/users/{id}"),
     ] {
         assert!(
             served.contains(&(method.to_owned(), path.to_owned())),
@@ -160,6 +174,8 @@ async fn protected_operations_declare_bearer_security() {
     assert_eq!(scheme["scheme"], "bearer", "{scheme}");
     for (method, path, operation) in operations(&doc) {
         let protected = path.starts_with("/api/v1/tasks")
+            || path.starts_with("/api/v1/projects")
+            || path.starts_with("/api/v1/admin")
             || path == "/api/v1/users/me"
             || path == "/api/v1/auth/logout";
         let security = &operation["security"];
@@ -186,7 +202,9 @@ async fn every_served_route_answers() {
     // Logging out last keeps the token alive for the others.
     routes.sort_by_key(|(_, path)| path == "/api/v1/auth/logout");
     for (method, path) in routes {
-        let concrete = path.replace("{id}", &random_uuid());
+        let concrete = path
+            .replace("{id}", &random_uuid())
+            .replace("{userId}", &random_uuid());
         assert!(!concrete.contains('{'), "{path} has another parameter");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
         let mut request = app.authed(method.clone(), &concrete, &session.access);

@@ -1,10 +1,8 @@
 //! The task rules as the API enforces them, and concurrent changes.
 
-use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::task::JoinSet;
 
-use crate::helpers::{TestApp, assert_envelope_error, assert_ok_envelope, send};
+use crate::helpers::{TestApp, assert_envelope_error, assert_ok_envelope};
 
 #[tokio::test]
 async fn a_new_task_gets_the_defaults() {
@@ -20,6 +18,11 @@ async fn a_new_task_gets_the_defaults() {
     assert_eq!(task["dueDate"], Value::Null);
     assert_eq!(task["completedAt"], Value::Null);
     assert_eq!(task["version"], 1);
+    // A single user works in their Inbox; `ownerId` stays as an alias of
+    // `createdBy`.
+    assert_eq!(task["projectId"], json!(app.inbox_id(&session.access).await));
+    assert_eq!(task["assigneeId"], Value::Null);
+    assert_eq!(task["createdBy"], json!(session.user_id));
     assert_eq!(task["ownerId"], json!(session.user_id));
     let mut keys: Vec<&str> = task
         .as_object()
@@ -31,13 +34,16 @@ async fn a_new_task_gets_the_defaults() {
     assert_eq!(
         keys,
         [
+            "assigneeId",
             "completedAt",
             "createdAt",
+            "createdBy",
             "description",
             "dueDate",
             "id",
             "ownerId",
             "priority",
+            "projectId",
             "status",
             "title",
             "updatedAt",
@@ -261,6 +267,17 @@ async fn invalid_task_fields_are_422_with_the_field_named() {
             json!({"title": "ok", "ownerId": session.user_id}),
             "ownerId",
         ),
+        (
+            json!({"title": "ok", "createdBy": session.user_id}),
+            "createdBy",
+        ),
+        (json!({"title": "ok", "projectId": "inbox"}), "projectId"),
+        (json!({"title": "ok", "assigneeId": 7}), "assigneeId"),
+        // An assignee must be a member of the task's project.
+        (
+            json!({"title": "ok", "assigneeId": crate::helpers::random_uuid()}),
+            "assigneeId",
+        ),
     ];
     for (body, field) in &invalid_creations {
         let reply = assert_envelope_error(
@@ -295,6 +312,9 @@ async fn invalid_task_fields_are_422_with_the_field_named() {
         (json!({"dueDate": "next week"}), "dueDate"),
         (json!({"id": "00000000-0000-0000-0000-000000000000"}), "id"),
         (json!({"completedAt": null}), "completedAt"),
+        (json!({"createdBy": session.user_id}), "createdBy"),
+        (json!({"projectId": "elsewhere"}), "projectId"),
+        (json!({"assigneeId": crate::helpers::random_uuid()}), "assigneeId"),
     ];
     for (body, field) in &invalid_patches {
         let reply = assert_envelope_error(
@@ -399,20 +419,12 @@ async fn concurrent_patches_each_bump_the_version_once() {
         .await;
     let path = format!("/api/v1/tasks/{}", task["id"].as_str().expect("an id"));
 
-    let mut writers = JoinSet::new();
-    for i in 0..WRITERS {
-        let request = app
-            .authed(Method::PATCH, &path, &session.access)
-            .json(&json!({"title": format!("Title {i}")}));
-        writers.spawn(async move {
-            let reply = assert_ok_envelope(send(request).await, 200).await;
-            reply.data()["version"].as_i64().expect("a version")
-        });
-    }
-    let mut versions = Vec::new();
-    while let Some(version) = writers.join_next().await {
-        versions.push(version.expect("a writer finished"));
-    }
+    let mut versions: Vec<i64> = app
+        .concurrent_title_patches(&path, &session.access, WRITERS)
+        .await
+        .into_iter()
+        .map(|(_, version)| version)
+        .collect();
     versions.sort_unstable();
     let expected: Vec<i64> = (2..=21).collect();
     assert_eq!(versions, expected, "every change saw its own version");
