@@ -123,6 +123,13 @@ async fn a_non_member_finds_nothing_and_a_viewer_only_reads() {
         )
         .await;
     assert!(matches!(listed, Err(TaskError::ProjectNotFound)), "{listed:?}");
+    // Naming a target project does not make the task visible: the same
+    // answer as for a task that does not exist, whichever project is named.
+    let eves = inbox(&flow, eve.user_id).await;
+    for target in [&eves, &launch] {
+        let moved = flow.update_task(eve, task.id, move_to(target)).await;
+        assert!(matches!(moved, Err(TaskError::NotFound)), "{moved:?}");
+    }
 
     // Vic reads but may not write.
     assert_eq!(flow.project(vic, launch.id).await.expect("visible").role, ProjectRole::Viewer);
