@@ -220,3 +220,158 @@ impl Audit for PgHandle {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! What the database refuses of the trail, and the plans of its pages.
+
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+
+    use super::*;
+    use crate::explain::explain;
+    use crate::testing::TestDatabase;
+
+    const ACTOR: &str = "'00000000-0000-7000-8000-000000000001'";
+    const PROJECT: &str = "'00000000-0000-7000-9000-000000000001'";
+
+    async fn with_actor() -> (TestDatabase, AsyncPgConnection) {
+        let db = TestDatabase::create().await;
+        let mut conn = AsyncPgConnection::establish(&db.url)
+            .await
+            .expect("connect");
+        conn.batch_execute(&format!(
+            "INSERT INTO users (id, email, name, role, password_hash, created_at)
+             VALUES ({ACTOR}, 'ada@example.com', 'Ada', 'admin', 'x', now())"
+        ))
+        .await
+        .expect("a user");
+        (db, conn)
+    }
+
+    #[tokio::test]
+    async fn the_database_enforces_the_trails_rules() {
+        let (_db, mut conn) = with_actor().await;
+        let insert = "INSERT INTO audit_entries
+                      (id, at, actor_id, action, entity_type, entity_id, project_id, changes, request_id)
+                      VALUES (gen_random_uuid(), now(), ";
+        let changes = r#"'{"title": {"from": null, "to": "T"}}'"#;
+        for (case, values) in [
+            (
+                "an unknown action",
+                format!(
+                    "{ACTOR}, 'task.moved', 'task', gen_random_uuid(), {PROJECT}, {changes}, NULL)"
+                ),
+            ),
+            (
+                "an unknown entity type",
+                format!(
+                    "{ACTOR}, 'task.created', 'comment', gen_random_uuid(), {PROJECT}, {changes}, NULL)"
+                ),
+            ),
+            (
+                "an action about another kind of entity",
+                format!(
+                    "{ACTOR}, 'task.created', 'project', gen_random_uuid(), {PROJECT}, {changes}, NULL)"
+                ),
+            ),
+            (
+                "a task's entry in no project",
+                format!(
+                    "{ACTOR}, 'task.created', 'task', gen_random_uuid(), NULL, {changes}, NULL)"
+                ),
+            ),
+            (
+                "changes that are not an object",
+                format!(
+                    "{ACTOR}, 'task.created', 'task', gen_random_uuid(), {PROJECT}, '[]', NULL)"
+                ),
+            ),
+            (
+                "a request id with a space",
+                format!(
+                    "{ACTOR}, 'task.created', 'task', gen_random_uuid(), {PROJECT}, {changes}, 'a b')"
+                ),
+            ),
+            (
+                "an unknown actor",
+                format!(
+                    "gen_random_uuid(), 'task.created', 'task', gen_random_uuid(), {PROJECT}, {changes}, NULL)"
+                ),
+            ),
+        ] {
+            let refused = conn.batch_execute(&format!("{insert}{values}")).await;
+            assert!(refused.is_err(), "{case} is refused");
+        }
+        // A project that no longer exists (or never did) is no obstacle:
+        // entries outlive what they are about.
+        conn.batch_execute(&format!(
+            "{insert}{ACTOR}, 'task.deleted', 'task', gen_random_uuid(), {PROJECT}, {changes}, 'req-1')"
+        ))
+        .await
+        .expect("an entry about a deleted task");
+    }
+
+    /// Both pages, first and after a cursor, are one range of their index
+    /// read in order: no table scan, no sort.
+    #[tokio::test]
+    async fn every_audit_page_is_one_index_range_on_a_large_trail() {
+        let (_db, mut conn) = with_actor().await;
+        // 50 000 entries about 500 tasks in 50 projects, 1 000 about the
+        // actor.
+        conn.batch_execute(&format!(
+            "INSERT INTO audit_entries
+               (id, at, actor_id, action, entity_type, entity_id, project_id, changes)
+             SELECT gen_random_uuid(), now() - (e % 1000) * interval '1 minute', {ACTOR},
+                    'task.updated', 'task',
+                    ('00000000-0000-7000-a000-' || lpad((e % 500)::text, 12, '0'))::uuid,
+                    ('00000000-0000-7000-9000-' || lpad((e % 50)::text, 12, '0'))::uuid, '{{}}'
+             FROM generate_series(1, 50000) e;
+             INSERT INTO audit_entries
+               (id, at, actor_id, action, entity_type, entity_id, project_id, changes)
+             SELECT gen_random_uuid(), now(), {ACTOR}, 'user.disabled', 'user', {ACTOR}, NULL, '{{}}'
+             FROM generate_series(1, 1000);
+             ANALYZE audit_entries;"
+        ))
+        .await
+        .expect("seed");
+        let project =
+            ProjectId(Uuid::parse_str("00000000-0000-7000-9000-000000000001").expect("uuid"));
+        let task = Uuid::parse_str("00000000-0000-7000-a000-000000000001").expect("uuid");
+        let user = Uuid::parse_str(ACTOR.trim_matches('\'')).expect("uuid");
+        let first = AuditQuery {
+            after: None,
+            limit: 20,
+        };
+        let next = AuditQuery {
+            after: Some((OffsetDateTime::now_utc(), AuditId::generate())),
+            ..first.clone()
+        };
+        for query in [first, next] {
+            for (index, plan) in [
+                (
+                    "audit_entries_activity",
+                    explain(&mut conn, activity_query(project, &query)).await,
+                ),
+                (
+                    "audit_entries_history",
+                    explain(&mut conn, history_query(EntityType::Task, task, &query)).await,
+                ),
+                (
+                    "audit_entries_history",
+                    explain(&mut conn, history_query(EntityType::User, user, &query)).await,
+                ),
+            ] {
+                assert!(plan.contains(index), "{index}:\n{plan}");
+                assert!(!plan.contains("Seq Scan"), "{plan}");
+                assert!(!plan.contains("Sort"), "read in order:\n{plan}");
+                if query.after.is_some() {
+                    let bound = plan
+                        .lines()
+                        .find(|l| l.contains("Index Cond"))
+                        .is_some_and(|l| l.contains("ROW("));
+                    assert!(bound, "the cursor is an index bound:\n{plan}");
+                }
+            }
+        }
+    }
+}
