@@ -1,6 +1,8 @@
 //! The projects aggregate on PostgreSQL: projects and their members.
 
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use domain::ports::{InsertMemberError, MemberDetails, MemberQuery, ProjectQuery};
 use domain::{
@@ -220,14 +222,14 @@ impl Projects for PgHandle {
             .limit(i64::from(query.limit) + 1)
             .into_boxed();
         if let Some((joined_at, user)) = query.after {
-            // (joined_at, user_id) > ($1, $2): one range of
-            // project_members_by_join.
+            // A row-value comparison, which bounds the index range (an OR
+            // of the two cases would only filter it).
             q = q.filter(
-                project_members::joined_at
-                    .gt(joined_at)
-                    .or(project_members::joined_at
-                        .eq(joined_at)
-                        .and(project_members::user_id.gt(user.0))),
+                sql::<Bool>("(project_members.joined_at, project_members.user_id) > (")
+                    .bind::<Timestamptz, _>(joined_at)
+                    .sql(", ")
+                    .bind::<SqlUuid, _>(user.0)
+                    .sql(")"),
             );
         }
         let rows: Vec<(MemberRow, String, String)> =

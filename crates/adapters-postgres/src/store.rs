@@ -37,8 +37,8 @@ impl Default for PgOptions {
     }
 }
 
-/// Users and tasks in PostgreSQL, through a bb8 pool of diesel-async
-/// connections.
+/// Users, projects, tasks and the audit trail in PostgreSQL, through a bb8
+/// pool of diesel-async connections.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
