@@ -863,6 +863,21 @@ pub mod store {
         };
         assert!(task.apply(patch, now()).expect("valid"));
         let mut conn = store.connection().await.expect("connection");
+        let nowhere = Task {
+            project_id: ProjectId::generate(),
+            ..task.clone()
+        };
+        assert!(
+            conn.update_task(&nowhere).await.is_err(),
+            "a task moves only into a project that is there"
+        );
+        assert_eq!(
+            conn.task(task.id)
+                .await
+                .expect("read")
+                .map(|t| t.project_id),
+            Some(from.id)
+        );
         assert!(conn.update_task(&task).await.expect("move"));
         assert_eq!(conn.task(task.id).await.expect("read"), Some(task.clone()));
         assert!(listed_ids(&store, ada, &all).await.is_empty());
