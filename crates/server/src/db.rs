@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use adapters_memory::MemorySessionStore;
 use adapters_postgres::PgStore;
-use domain::{NewTask, Priority, RegisterError, RegisterInput, Status};
+use domain::{
+    MemberRef, NewMember, NewProject, NewTask, Priority, ProjectRole, RegisterError,
+    RegisterInput, Status,
+};
 use time::{Duration, OffsetDateTime};
 
 use crate::{Adapters, Config, connect_database, production_hasher, taskflow};
@@ -61,7 +64,8 @@ fn report(what: &str, versions: &[String]) {
     }
 }
 
-/// Demo users with a few tasks each, through the real use cases.
+/// Demo users with a few tasks each, and a project they share, through the
+/// real use cases.
 async fn seed(config: &Config) -> Result<(), String> {
     let url = config
         .database_url
@@ -79,6 +83,7 @@ async fn seed(config: &Config) -> Result<(), String> {
         config,
     );
     let now = OffsetDateTime::now_utc();
+    let mut principals = Vec::new();
     for (email, password, name) in DEMO_USERS {
         let registered = app
             .register(RegisterInput {
@@ -139,6 +144,53 @@ async fn seed(config: &Config) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         }
         println!("seeded {email} (password: {password}) with 4 tasks");
+        principals.push(principal);
+    }
+    if let [ada, grace] = principals[..] {
+        shared_project(&app, ada, grace).await?;
+        println!("seeded the project \"Launch\": Ada owns it, Grace is a member");
+    }
+    Ok(())
+}
+
+/// A project Ada shares with Grace, with a task assigned to each.
+async fn shared_project<P: domain::Ports>(
+    app: &domain::TaskFlow<P>,
+    ada: domain::Principal,
+    grace: domain::Principal,
+) -> Result<(), String> {
+    let launch = app
+        .create_project(
+            ada,
+            NewProject {
+                name: "Launch".to_owned(),
+                description: Some("Everything for the December release.".to_owned()),
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .project;
+    app.add_member(
+        ada,
+        launch.id,
+        NewMember {
+            user: MemberRef::Id(grace.user_id),
+            role: ProjectRole::Member,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for (title, assignee) in [
+        ("Write the release notes", ada.user_id),
+        ("Run the load test", grace.user_id),
+    ] {
+        let task = NewTask {
+            project_id: Some(launch.id),
+            assignee_id: Some(assignee),
+            title: title.to_owned(),
+            ..NewTask::default()
+        };
+        app.create_task(ada, task).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -236,8 +236,7 @@ pub async fn list_members<P: Ports>(
     params(("id" = Uuid, Path, description = "Project id")),
     request_body = AddMemberRequest,
     responses(
-        (status = 201, description = "The new member", body = Envelope<MemberResponse>,
-            headers(("Location" = String, description = "URL of the membership"))),
+        (status = 201, description = "The new member", body = Envelope<MemberResponse>),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "Admins and the owner only (`FORBIDDEN`)", body = ErrorEnvelope),
@@ -265,11 +264,9 @@ pub async fn add_member<P: Ports>(
     let member = app
         .add_member(caller.principal, ProjectId(*id), input)
         .await?;
-    let location = format!(
-        "/api/v1/projects/{}/members/{}",
-        member.member.project_id, member.member.user_id
-    );
-    Ok(Reply::created(MemberResponse::from(&member), Some(location)))
+    // No `Location`: a membership has no URL of its own to GET (the
+    // members list has it).
+    Ok(Reply::created(MemberResponse::from(&member), None))
 }
 
 /// Change a member's role (admin and up; not the owner's).

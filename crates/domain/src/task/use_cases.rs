@@ -150,6 +150,11 @@ impl<P: Ports> TaskFlow<P> {
         };
         let source_id = seen.project_id;
         let target_id = patch.project_id.unwrap_or(source_id);
+        // The task's own project decides first: a caller who may not see
+        // the task learns nothing, whatever target the patch names (the
+        // check is repeated under lock below).
+        let role = role_in(&mut tx, source_id, actor.user_id).await?;
+        authorize(role, Action::EditTask).map_err(TaskError::about_task)?;
         // Projects are locked in id order, so two moves in opposite
         // directions cannot deadlock.
         let (first, second) = if source_id <= target_id {

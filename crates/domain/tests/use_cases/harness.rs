@@ -9,8 +9,9 @@ use adapters_auth::{Argon2Hasher, JwtTokens};
 use adapters_memory::{MemorySessionStore, MemoryStore};
 use domain::task::truncate_to_micros;
 use domain::{
-    Clock, LoginOutcome, NewTask, Ports, Principal, Project, Projects, RegisterInput, Settings,
-    Store, Task, TaskFlow, TaskQuery, User, UserId, ValidationErrors,
+    AuditEntry, AuditQuery, Clock, LoginOutcome, MemberRef, NewMember, NewProject, NewTask, Ports,
+    Principal, Project, ProjectRole, Projects, RegisterInput, Settings, Store, Task, TaskFlow,
+    TaskQuery, User, UserId, ValidationErrors,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -85,6 +86,10 @@ pub fn tokens(secret: &[u8]) -> JwtTokens {
 
 /// A fresh, empty TaskFlow and the clock it runs on.
 pub fn taskflow() -> (Flow, TestClock) {
+    taskflow_with(settings())
+}
+
+pub fn taskflow_with(settings: Settings) -> (Flow, TestClock) {
     let clock = TestClock::new();
     let flow = TaskFlow::new(
         MemoryStore::new(),
@@ -92,9 +97,62 @@ pub fn taskflow() -> (Flow, TestClock) {
         Argon2Hasher::with_params(8, 1, 1).expect("valid argon2 parameters"),
         tokens(SECRET),
         clock.clone(),
-        settings(),
+        settings,
     );
     (flow, clock)
+}
+
+/// A new shared project owned by `owner`.
+pub async fn project(flow: &Flow, owner: Principal, name: &str) -> Project {
+    flow.create_project(
+        owner,
+        NewProject {
+            name: name.to_owned(),
+            description: None,
+        },
+    )
+    .await
+    .expect("project is created")
+    .project
+}
+
+/// Adds `user` to `project` with `role`, as `by`.
+pub async fn add(flow: &Flow, by: Principal, project: &Project, user: UserId, role: ProjectRole) {
+    flow.add_member(
+        by,
+        project.id,
+        NewMember {
+            user: MemberRef::Id(user),
+            role,
+        },
+    )
+    .await
+    .expect("member is added");
+}
+
+/// A new task in `project`.
+pub fn task_in(project: &Project, title: &str) -> NewTask {
+    NewTask {
+        project_id: Some(project.id),
+        ..new_task(title)
+    }
+}
+
+/// Every audit entry of `project`, newest first.
+pub async fn activity(flow: &Flow, by: Principal, project: &Project) -> Vec<AuditEntry> {
+    let page = flow
+        .project_activity(
+            by,
+            project.id,
+            AuditQuery {
+                after: None,
+                limit: 100,
+            },
+        )
+        .await
+        .expect("activity");
+    assert!(page.next.is_none(), "harness reads at most 100 entries");
+    page.items
 }
 
 pub fn registration(email: &str, password: &str, name: &str) -> RegisterInput {

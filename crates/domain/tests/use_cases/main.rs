@@ -4,9 +4,12 @@
 
 mod harness;
 
+mod admin;
+mod audit;
 mod health;
 mod list;
 mod ownership;
+mod projects;
 mod register;
 mod sessions;
 mod tasks;

@@ -1,6 +1,7 @@
-//! A task is reachable only through its owner.
+//! A task is reachable only through a project its caller is a member of:
+//! another user's Inbox task looks exactly like a missing one.
 
-use domain::{Priority, TaskError, TaskId, TaskPatch, UpdateTaskError};
+use domain::{Priority, TaskError, TaskId, TaskPatch};
 
 use crate::harness::{create, list_all, new_task, query, signed_in, stored, taskflow};
 
@@ -26,7 +27,7 @@ async fn another_users_task_is_not_found() {
         )
         .await;
     assert!(
-        matches!(result, Err(UpdateTaskError::NotFound)),
+        matches!(result, Err(TaskError::NotFound)),
         "{result:?}"
     );
 
@@ -62,7 +63,7 @@ async fn an_invalid_patch_on_another_users_task_is_not_found() {
         )
         .await;
     assert!(
-        matches!(result, Err(UpdateTaskError::NotFound)),
+        matches!(result, Err(TaskError::NotFound)),
         "{result:?}"
     );
 }
@@ -79,7 +80,7 @@ async fn unknown_id_is_not_found() {
     ));
     assert!(matches!(
         flow.update_task(ada, missing, TaskPatch::default()).await,
-        Err(UpdateTaskError::NotFound)
+        Err(TaskError::NotFound)
     ));
     assert!(matches!(
         flow.delete_task(ada, missing).await,
@@ -111,7 +112,7 @@ async fn delete_removes_the_task_once() {
             }
         )
         .await,
-        Err(UpdateTaskError::NotFound)
+        Err(TaskError::NotFound)
     ));
     assert_eq!(list_all(&flow, ada, query(100)).await, [other]);
 }

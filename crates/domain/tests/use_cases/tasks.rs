@@ -1,23 +1,23 @@
 //! Creating and changing tasks.
 
-use domain::{CreateTaskError, NewTask, Priority, Status, Task, TaskPatch, UpdateTaskError};
+use domain::{NewTask, Priority, Status, Task, TaskError, TaskPatch};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-use crate::harness::{Flow, create, fields, new_task, signed_in, stored, taskflow};
+use crate::harness::{Flow, create, fields, inbox, new_task, signed_in, stored, taskflow};
 
-fn invalid_create(result: Result<Task, CreateTaskError>) -> Vec<String> {
+fn invalid_create(result: Result<Task, TaskError>) -> Vec<String> {
     match result {
-        Err(CreateTaskError::Invalid(errors)) => {
+        Err(TaskError::Invalid(errors)) => {
             fields(&errors).into_iter().map(str::to_owned).collect()
         }
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
 
-fn invalid_update(result: Result<Task, UpdateTaskError>) -> Vec<String> {
+fn invalid_update(result: Result<Task, TaskError>) -> Vec<String> {
     match result {
-        Err(UpdateTaskError::Invalid(errors)) => {
+        Err(TaskError::Invalid(errors)) => {
             fields(&errors).into_iter().map(str::to_owned).collect()
         }
         other => panic!("expected Invalid, got {other:?}"),
@@ -45,7 +45,9 @@ async fn create_applies_defaults() {
     let principal = signed_in(&flow, "ada@example.com").await;
     let now = clock.tick();
     let task = create(&flow, principal, new_task("Write tests")).await;
-    assert_eq!(task.owner_id, principal.user_id);
+    assert_eq!(task.created_by, principal.user_id);
+    assert_eq!(task.project_id, inbox(&flow, principal.user_id).await.id);
+    assert_eq!(task.assignee_id, None);
     assert_eq!(task.title.as_str(), "Write tests");
     assert_eq!(task.description, None);
     assert_eq!(task.status, Status::Todo);
@@ -454,7 +456,8 @@ async fn full_replacement_replaces_every_field() {
     )
     .await;
     assert_eq!(replaced.id, task.id);
-    assert_eq!(replaced.owner_id, task.owner_id);
+    assert_eq!(replaced.created_by, task.created_by);
+    assert_eq!(replaced.project_id, task.project_id);
     assert_eq!(replaced.title.as_str(), "New");
     assert_eq!(
         replaced.description.as_ref().map(|d| d.as_str()),

@@ -8,19 +8,20 @@ use domain::{
 };
 
 use crate::harness::{
-    Flow, PASSWORD, create, new_task, registration, signed_in, stored, taskflow, together,
+    Flow, PASSWORD, create, inbox, new_task, registration, signed_in, stored, taskflow, together,
 };
 
-fn task_for(owner: Principal, now: time::OffsetDateTime, title: &str) -> Task {
-    Task::create(owner.user_id, new_task(title), now).expect("valid task")
+async fn task_for(flow: &Flow, owner: Principal, now: time::OffsetDateTime, title: &str) -> Task {
+    let project = inbox(flow, owner.user_id).await.id;
+    Task::create(project, owner.user_id, new_task(title), now).expect("valid task")
 }
 
-async fn read(flow: &Flow, owner: Principal, task: &Task) -> Option<Task> {
+async fn read(flow: &Flow, task: &Task) -> Option<Task> {
     flow.store()
         .connection()
         .await
         .expect("connection")
-        .task(owner.user_id, task.id)
+        .task(task.id)
         .await
         .expect("read")
 }
@@ -29,15 +30,15 @@ async fn read(flow: &Flow, owner: Principal, task: &Task) -> Option<Task> {
 async fn a_dropped_transaction_leaves_no_trace() {
     let (flow, clock) = taskflow();
     let ada = signed_in(&flow, "ada@example.com").await;
-    let task = task_for(ada, clock.now(), "Never");
+    let task = task_for(&flow, ada, clock.now(), "Never").await;
     {
         let mut tx = flow.store().begin().await.expect("begin");
         tx.insert_task(&task).await.expect("insert");
         // A transaction reads its own writes.
-        let inside = tx.task(ada.user_id, task.id).await.expect("read");
+        let inside = tx.task(task.id).await.expect("read");
         assert_eq!(inside.as_ref(), Some(&task));
     }
-    assert_eq!(read(&flow, ada, &task).await, None);
+    assert_eq!(read(&flow, &task).await, None);
     assert!(matches!(
         flow.task(ada, task.id).await,
         Err(domain::TaskError::NotFound)
@@ -63,14 +64,14 @@ async fn a_dropped_transaction_undoes_updates_and_deletes() {
             )
             .expect("valid patch");
         assert!(tx.update_task(&edited).await.expect("update"));
-        assert!(tx.delete_task(ada.user_id, kept.id).await.expect("delete"));
+        assert!(tx.delete_task(kept.id).await.expect("delete"));
         // Several writes to one row, undone in reverse order.
         edited.priority = domain::Priority::Urgent;
         assert!(tx.update_task(&edited).await.expect("update again"));
         drop(tx);
     }
-    assert_eq!(read(&flow, ada, &kept).await, Some(kept));
-    assert_eq!(read(&flow, ada, &changed).await, Some(changed));
+    assert_eq!(read(&flow, &kept).await, Some(kept));
+    assert_eq!(read(&flow, &changed).await, Some(changed));
 }
 
 #[tokio::test]
@@ -84,6 +85,7 @@ async fn a_dropped_transaction_undoes_a_user_insert() {
         role: Role::User,
         password_hash: domain::PasswordHash::new("$argon2id$not-a-real-hash".to_owned()),
         created_at: clock.now(),
+        disabled: false,
     };
     {
         let mut tx = flow.store().begin().await.expect("begin");
@@ -107,14 +109,14 @@ async fn a_dropped_transaction_undoes_a_user_insert() {
 async fn a_committed_transaction_is_visible() {
     let (flow, clock) = taskflow();
     let ada = signed_in(&flow, "ada@example.com").await;
-    let first = task_for(ada, clock.tick(), "First");
-    let second = task_for(ada, clock.tick(), "Second");
+    let first = task_for(&flow, ada, clock.tick(), "First").await;
+    let second = task_for(&flow, ada, clock.tick(), "Second").await;
     let mut tx = flow.store().begin().await.expect("begin");
     tx.insert_task(&first).await.expect("insert");
     tx.insert_task(&second).await.expect("insert");
     tx.commit().await.expect("commit");
 
-    assert_eq!(read(&flow, ada, &first).await, Some(first.clone()));
+    assert_eq!(read(&flow, &first).await, Some(first.clone()));
     assert_eq!(stored(&flow, ada, &second).await, second);
 }
 
@@ -139,7 +141,7 @@ async fn contend(flow: &Flow, owner: Principal, writers: i64, queue_behind_lock:
     let results = if queue_behind_lock {
         let mut blocker = flow.store().begin().await.expect("begin");
         blocker
-            .task_for_update(owner.user_id, task.id)
+            .task_for_update(task.id)
             .await
             .expect("lock")
             .expect("exists");
