@@ -654,7 +654,10 @@ async fn concurrent_patches_give_consecutive_versions_and_one_entry_each() {
         .concurrent_title_patches(&path, &owner.access, WRITERS)
         .await;
     let request_ids: BTreeSet<String> = done.iter().map(|(id, _)| id.clone()).collect();
-    let mut versions: Vec<i64> = done.iter().map(|(_, version)| *version).collect();
+    let mut versions: Vec<i64> = done
+        .iter()
+        .map(|(_, task)| task["version"].as_i64().expect("a version"))
+        .collect();
     versions.sort_unstable();
     let expected: Vec<i64> = (2..=11).collect();
     assert_eq!(versions, expected, "consecutive versions");
@@ -695,9 +698,12 @@ async fn concurrent_patches_give_consecutive_versions_and_one_entry_each() {
 }
 
 /// The history, newest first, lists the changes in the reverse of the
-/// order they were made, even when they were made at once.
+/// order they were made, even when they were made at once; and a task's
+/// `updatedAt` never goes back as its version goes up. (The time of a
+/// change must be taken when the change is made, under the task's lock,
+/// not when its request began.)
 #[tokio::test]
-async fn concurrent_changes_read_back_newest_first() {
+async fn concurrent_changes_are_timed_in_the_order_they_were_made() {
     const WRITERS: usize = 10;
     let app = TestApp::spawn().await;
     let owner = app.signup("owner@example.com").await;
@@ -706,17 +712,41 @@ async fn concurrent_changes_read_back_newest_first() {
             .await,
     );
     let path = format!("/api/v1/tasks/{task_id}");
-    app.concurrent_title_patches(&path, &owner.access, WRITERS)
-        .await;
+    let mut answered: Vec<(i64, OffsetDateTime)> = app
+        .concurrent_title_patches(&path, &owner.access, WRITERS)
+        .await
+        .into_iter()
+        .map(|(_, task)| {
+            let updated = task["updatedAt"].as_str().expect("updatedAt");
+            (
+                task["version"].as_i64().expect("a version"),
+                OffsetDateTime::parse(updated, &Rfc3339).expect("RFC 3339"),
+            )
+        })
+        .collect();
+    answered.sort();
     let history = app.history(&owner.access, &task_id).await;
     // Newest first: each entry's `from` is the `to` of the one after it.
-    for pair in history.windows(2) {
-        assert_eq!(
-            pair[0]["changes"]["title"]["from"], pair[1]["changes"]["title"]["to"],
-            "out of order: {:#?}",
-            pair
-        );
-    }
+    let chain_breaks: Vec<String> = history
+        .windows(2)
+        .filter(|pair| pair[0]["changes"]["title"]["from"] != pair[1]["changes"]["title"]["to"])
+        .map(|pair| {
+            format!(
+                "{} at {} listed before {} at {}",
+                pair[0]["changes"]["title"], pair[0]["at"], pair[1]["changes"]["title"], pair[1]["at"]
+            )
+        })
+        .collect();
+    let time_goes_back: Vec<String> = answered
+        .windows(2)
+        .filter(|pair| pair[1].1 < pair[0].1)
+        .map(|pair| format!("version {} at {}, version {} at {}", pair[0].0, pair[0].1, pair[1].0, pair[1].1))
+        .collect();
+    assert!(
+        chain_breaks.is_empty() && time_goes_back.is_empty(),
+        "the history is out of the order the changes were made in: {chain_breaks:#?}\n\
+         updatedAt goes back as the version goes up: {time_goes_back:#?}"
+    );
     assert_eq!(
         history[0]["changes"]["title"]["to"],
         assert_ok_envelope(app.get(&path, &owner.access).await, 200)

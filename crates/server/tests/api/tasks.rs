@@ -423,7 +423,7 @@ async fn concurrent_patches_each_bump_the_version_once() {
         .concurrent_title_patches(&path, &session.access, WRITERS)
         .await
         .into_iter()
-        .map(|(_, version)| version)
+        .map(|(_, task)| task["version"].as_i64().expect("a version"))
         .collect();
     versions.sort_unstable();
     let expected: Vec<i64> = (2..=21).collect();
