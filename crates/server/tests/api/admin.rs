@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     PASSWORD, Reply, Session, TestApp, assert_envelope_error, assert_ok_envelope, id_of,
-    random_uuid,
+    random_uuid, sorted_keys,
 };
 
 /// A server whose `ADMIN_EMAILS` names root (written as an operator might).
@@ -66,14 +66,10 @@ async fn admin_emails_make_system_admins_and_only_they_administer() {
 
     let users = list(&app, &root, "").await;
     assert_eq!(emails(&users), ["root@example.com", "alice@example.com"]);
-    let mut keys: Vec<&str> = users[1]
-        .as_object()
-        .expect("a user")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(keys, ["createdAt", "disabled", "email", "id", "name", "role"]);
+    assert_eq!(
+        sorted_keys(&users[1]),
+        ["createdAt", "disabled", "email", "id", "name", "role"]
+    );
     assert_eq!(users[0]["role"], "admin");
     assert_eq!(users[1]["role"], "user");
     assert_eq!(users[1]["disabled"], false);
@@ -118,10 +114,18 @@ async fn admins_search_users_by_email_or_name_and_page_through_them() {
         ("ADA", vec!["ada@example.com", "dave@elsewhere.net"]),
         ("Work.ORG", vec!["bob@work.org", "erin@work.org"]),
         ("builder", vec!["bob@work.org"]),
-        ("example.com", vec!["root@example.com", "ada@example.com", "carol@example.com"]),
+        (
+            "example.com",
+            vec!["root@example.com", "ada@example.com", "carol@example.com"],
+        ),
         ("nobody", vec![]),
     ] {
-        let found = list(&app, &root, &format!("q={}", crate::helpers::encode_query_value(q))).await;
+        let found = list(
+            &app,
+            &root,
+            &format!("q={}", crate::helpers::encode_query_value(q)),
+        )
+        .await;
         assert_eq!(emails(&found), expected, "q={q}");
     }
     // Pages of a search hold only matches.
@@ -161,7 +165,9 @@ async fn disabling_a_user_ends_their_sessions_at_once_and_refuses_their_login() 
     let root = app.signup("root@example.com").await;
     let bob = app.signup("bob@example.com").await;
     let second = app.login_ok("bob@example.com", PASSWORD).await;
-    let task = app.create_task(&bob.access, &json!({"title": "Bob's"})).await;
+    let task = app
+        .create_task(&bob.access, &json!({"title": "Bob's"}))
+        .await;
     assert_ok_envelope(app.get("/api/v1/users/me", &bob.access).await, 200).await;
 
     let disabled = administer(&app, &root, &bob.user_id, json!({"disabled": true})).await;
@@ -173,15 +179,10 @@ async fn disabling_a_user_ends_their_sessions_at_once_and_refuses_their_login() 
     // Every session ends at once: access tokens and refresh tokens.
     for session in [&bob, &second] {
         for path in ["/api/v1/users/me", "/api/v1/tasks"] {
-            assert_envelope_error(
-                app.get(path, &session.access).await,
-                401,
-                "UNAUTHENTICATED",
-            )
-            .await;
+            assert_envelope_error(app.get(path, &session.access).await, 401, "UNAUTHENTICATED")
+                .await;
         }
-        assert_envelope_error(app.refresh(&session.refresh).await, 401, "UNAUTHENTICATED")
-            .await;
+        assert_envelope_error(app.refresh(&session.refresh).await, 401, "UNAUTHENTICATED").await;
     }
     // A new login is refused: 403, not "wrong password".
     assert_envelope_error(
@@ -283,7 +284,11 @@ async fn an_admin_cannot_disable_or_demote_themself() {
     assert_ok_envelope(app.get("/api/v1/admin/users", &root.access).await, 200).await;
     assert_eq!(app.me(&root.access).await["role"], "admin");
     // What changes nothing is fine.
-    for body in [json!({"role": "admin"}), json!({"disabled": false}), json!({})] {
+    for body in [
+        json!({"role": "admin"}),
+        json!({"disabled": false}),
+        json!({}),
+    ] {
         let reply = administer(&app, &root, &root.user_id, body).await;
         reply.assert_ok(200);
         assert_eq!(reply.data()["role"], "admin");
@@ -328,8 +333,14 @@ async fn a_system_admin_sees_no_project_content_without_membership() {
     let alices_inbox = app.inbox_id(&alice.access).await;
     let missing = random_uuid();
     for (theirs, random) in [
-        (format!("/api/v1/projects/{project}"), format!("/api/v1/projects/{missing}")),
-        (format!("/api/v1/projects/{alices_inbox}"), format!("/api/v1/projects/{missing}")),
+        (
+            format!("/api/v1/projects/{project}"),
+            format!("/api/v1/projects/{missing}"),
+        ),
+        (
+            format!("/api/v1/projects/{alices_inbox}"),
+            format!("/api/v1/projects/{missing}"),
+        ),
         (
             format!("/api/v1/projects/{project}/members"),
             format!("/api/v1/projects/{missing}/members"),
@@ -338,8 +349,14 @@ async fn a_system_admin_sees_no_project_content_without_membership() {
             format!("/api/v1/projects/{project}/activity"),
             format!("/api/v1/projects/{missing}/activity"),
         ),
-        (format!("/api/v1/tasks/{task}"), format!("/api/v1/tasks/{missing}")),
-        (format!("/api/v1/tasks/{inbox_task}"), format!("/api/v1/tasks/{missing}")),
+        (
+            format!("/api/v1/tasks/{task}"),
+            format!("/api/v1/tasks/{missing}"),
+        ),
+        (
+            format!("/api/v1/tasks/{inbox_task}"),
+            format!("/api/v1/tasks/{missing}"),
+        ),
         (
             format!("/api/v1/tasks/{task}/history"),
             format!("/api/v1/tasks/{missing}/history"),
@@ -349,10 +366,16 @@ async fn a_system_admin_sees_no_project_content_without_membership() {
             format!("/api/v1/tasks?projectId={missing}"),
         ),
     ] {
-        let for_theirs = assert_envelope_error(app.get(&theirs, &root.access).await, 404, "NOT_FOUND").await;
-        let for_random = assert_envelope_error(app.get(&random, &root.access).await, 404, "NOT_FOUND").await;
+        let for_theirs =
+            assert_envelope_error(app.get(&theirs, &root.access).await, 404, "NOT_FOUND").await;
+        let for_random =
+            assert_envelope_error(app.get(&random, &root.access).await, 404, "NOT_FOUND").await;
         assert_eq!(for_theirs.error(), for_random.error(), "{theirs}");
-        assert!(!for_theirs.text.contains("Alice's"), "{theirs}: {}", for_theirs.text);
+        assert!(
+            !for_theirs.text.contains("Alice's"),
+            "{theirs}: {}",
+            for_theirs.text
+        );
     }
     // Nor may the admin change it.
     assert_envelope_error(

@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::helpers::{
     Reply, Session, TestApp, assert_envelope_error, assert_ok_envelope, fresh_request_id, id_of,
-    random_uuid,
+    random_uuid, sorted_keys,
 };
 
 /// Sends a change with a request id of its own; returns the reply and
@@ -29,6 +29,25 @@ async fn act(
         .await;
     assert_eq!(reply.request_id(), request_id, "the id is echoed");
     (reply, request_id)
+}
+
+/// As [`act`], for a change that must succeed with `status`; returns the
+/// request id.
+async fn act_ok(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    session: &Session,
+    body: Option<Value>,
+    status: u16,
+) -> String {
+    let (reply, request_id) = act(app, method, path, session, body).await;
+    if status == 204 {
+        assert_eq!(reply.status.as_u16(), 204, "{reply:?}");
+    } else {
+        reply.assert_ok(status);
+    }
+    request_id
 }
 
 /// The entries a request made, in the order the list shows them.
@@ -62,15 +81,8 @@ struct Expected<'a> {
 
 #[track_caller]
 fn assert_entry(entry: &Value, expected: Expected<'_>) {
-    let mut keys: Vec<&str> = entry
-        .as_object()
-        .expect("an entry")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        sorted_keys(entry),
         [
             "action",
             "actorId",
@@ -89,7 +101,11 @@ fn assert_entry(entry: &Value, expected: Expected<'_>) {
     assert_eq!(entry["entityId"], json!(expected.entity_id), "{entry}");
     assert_eq!(entry["projectId"], json!(expected.project_id), "{entry}");
     assert_eq!(entry["actorId"], json!(expected.actor.user_id), "{entry}");
-    assert_eq!(entry["changes"], expected.changes, "{}: {entry}", expected.action);
+    assert_eq!(
+        entry["changes"], expected.changes,
+        "{}: {entry}",
+        expected.action
+    );
     assert!(entry["at"].is_string(), "{entry}");
 }
 
@@ -123,68 +139,82 @@ async fn every_project_and_membership_change_is_recorded() {
     let path = format!("/api/v1/projects/{project}");
     let members = format!("{path}/members");
 
-    let (reply, rename_id) = act(&app, Method::PATCH, &path, &owner, Some(json!({"name": "Renamed", "description": null}))).await;
-    reply.assert_ok(200);
-    let (reply, archive_id) = act(&app, Method::PATCH, &path, &owner, Some(json!({"archived": true}))).await;
-    reply.assert_ok(200);
-    let (reply, unarchive_id) = act(
+    let rename_id = act_ok(
+        &app,
+        Method::PATCH,
+        &path,
+        &owner,
+        Some(json!({"name": "Renamed", "description": null})),
+        200,
+    )
+    .await;
+    let archive_id = act_ok(
+        &app,
+        Method::PATCH,
+        &path,
+        &owner,
+        Some(json!({"archived": true})),
+        200,
+    )
+    .await;
+    let unarchive_id = act_ok(
         &app,
         Method::PATCH,
         &path,
         &owner,
         Some(json!({"archived": false, "name": "Back"})),
+        200,
     )
     .await;
-    reply.assert_ok(200);
     let mut added = BTreeMap::new();
     for (who, role) in [(&bob, "viewer"), (&carol, "member"), (&dave, "member")] {
-        let (reply, id) = act(
+        let id = act_ok(
             &app,
             Method::POST,
             &members,
             &owner,
             Some(json!({"userId": who.user_id, "role": role})),
+            201,
         )
         .await;
-        reply.assert_ok(201);
         added.insert(who.user_id.clone(), id);
     }
-    let (reply, role_id) = act(
+    let role_id = act_ok(
         &app,
         Method::PATCH,
         &format!("{members}/{}", bob.user_id),
         &owner,
         Some(json!({"role": "admin"})),
+        200,
     )
     .await;
-    reply.assert_ok(200);
-    let (reply, leave_id) = act(
+    let leave_id = act_ok(
         &app,
         Method::DELETE,
         &format!("{members}/{}", carol.user_id),
         &carol,
         None,
+        204,
     )
     .await;
-    assert_eq!(reply.status.as_u16(), 204);
-    let (reply, transfer_id) = act(
+    let transfer_id = act_ok(
         &app,
         Method::POST,
         &format!("{path}/transfer"),
         &owner,
         Some(json!({"userId": bob.user_id})),
+        200,
     )
     .await;
-    reply.assert_ok(200);
-    let (reply, remove_id) = act(
+    let remove_id = act_ok(
         &app,
         Method::DELETE,
         &format!("{members}/{}", dave.user_id),
         &bob,
         None,
+        204,
     )
     .await;
-    assert_eq!(reply.status.as_u16(), 204);
 
     let entries = app.activity(&bob.access, &project).await;
     let p = project.as_str();
@@ -332,7 +362,10 @@ async fn every_project_and_membership_change_is_recorded() {
                 owner.user_id.clone(),
                 json!({"role": change("owner", "admin")})
             ),
-            (bob.user_id.clone(), json!({"role": change("admin", "owner")})),
+            (
+                bob.user_id.clone(),
+                json!({"role": change("admin", "owner")})
+            ),
         ])
     );
     assert_eq!(made_by(&entries, &transfer_id).len(), 3);
@@ -381,45 +414,45 @@ async fn every_task_change_is_recorded_with_its_before_and_after() {
     let task = id_of(created.data());
     let path = format!("/api/v1/tasks/{task}");
 
-    let (reply, patch_id) = act(
+    let patch_id = act_ok(
         &app,
         Method::PATCH,
         &path,
         &bob,
         Some(json!({"title": "Patched", "status": "done"})),
+        200,
     )
     .await;
-    reply.assert_ok(200);
     // A change to nothing records nothing.
-    let (reply, noop_id) = act(
+    let noop_id = act_ok(
         &app,
         Method::PATCH,
         &path,
         &bob,
         Some(json!({"title": "Patched", "status": "done"})),
+        200,
     )
     .await;
-    reply.assert_ok(200);
     // A PUT that leaves out the nullable fields clears them.
-    let (reply, put_id) = act(
+    let put_id = act_ok(
         &app,
         Method::PUT,
         &path,
         &owner,
         Some(json!({"title": "Put", "status": "done", "priority": "high"})),
+        200,
     )
     .await;
-    reply.assert_ok(200);
     // A move is an update of projectId.
-    let (reply, move_id) = act(
+    let move_id = act_ok(
         &app,
         Method::PATCH,
         &path,
         &owner,
         Some(json!({"projectId": target})),
+        200,
     )
     .await;
-    reply.assert_ok(200);
 
     let history = app.history(&owner.access, &task).await;
     let t = task.as_str();
@@ -486,10 +519,13 @@ async fn every_task_change_is_recorded_with_its_before_and_after() {
 
     // Deleting: every field to null; then the history is gone, the entries
     // stay in the activity.
-    let (reply, delete_id) = act(&app, Method::DELETE, &path, &owner, None).await;
-    assert_eq!(reply.status.as_u16(), 204, "{reply:?}");
+    let delete_id = act_ok(&app, Method::DELETE, &path, &owner, None, 204).await;
     assert_entry(
-        only(&app.activity(&owner.access, &target).await, &delete_id, "task.deleted"),
+        only(
+            &app.activity(&owner.access, &target).await,
+            &delete_id,
+            "task.deleted",
+        ),
         Expected {
             action: "task.deleted",
             entity_type: "task",
@@ -590,33 +626,153 @@ async fn a_refused_change_leaves_no_entry() {
     let ft = format!("/api/v1/tasks/{frozen_task}");
     let refused: Vec<(Method, String, &Session, Option<Value>, u16)> = vec![
         // 403: a role too low.
-        (Method::PATCH, t.clone(), &viewer, Some(json!({"title": "x"})), 403),
+        (
+            Method::PATCH,
+            t.clone(),
+            &viewer,
+            Some(json!({"title": "x"})),
+            403,
+        ),
         (Method::DELETE, t.clone(), &viewer, None, 403),
-        (Method::POST, "/api/v1/tasks".into(), &viewer, Some(json!({"title": "x", "projectId": project})), 403),
-        (Method::PATCH, p.clone(), &member, Some(json!({"name": "x"})), 403),
+        (
+            Method::POST,
+            "/api/v1/tasks".into(),
+            &viewer,
+            Some(json!({"title": "x", "projectId": project})),
+            403,
+        ),
+        (
+            Method::PATCH,
+            p.clone(),
+            &member,
+            Some(json!({"name": "x"})),
+            403,
+        ),
         (Method::DELETE, p.clone(), &member, None, 403),
-        (Method::POST, format!("{p}/members"), &member, Some(json!({"userId": outsider.user_id, "role": "viewer"})), 403),
-        (Method::DELETE, format!("{p}/members/{}", viewer.user_id), &member, None, 403),
+        (
+            Method::POST,
+            format!("{p}/members"),
+            &member,
+            Some(json!({"userId": outsider.user_id, "role": "viewer"})),
+            403,
+        ),
+        (
+            Method::DELETE,
+            format!("{p}/members/{}", viewer.user_id),
+            &member,
+            None,
+            403,
+        ),
         // 404: not a member.
-        (Method::PATCH, t.clone(), &outsider, Some(json!({"title": "x"})), 404),
+        (
+            Method::PATCH,
+            t.clone(),
+            &outsider,
+            Some(json!({"title": "x"})),
+            404,
+        ),
         (Method::DELETE, t.clone(), &outsider, None, 404),
-        (Method::PATCH, p.clone(), &outsider, Some(json!({"name": "x"})), 404),
-        (Method::POST, format!("{p}/transfer"), &outsider, Some(json!({"userId": outsider.user_id})), 404),
+        (
+            Method::PATCH,
+            p.clone(),
+            &outsider,
+            Some(json!({"name": "x"})),
+            404,
+        ),
+        (
+            Method::POST,
+            format!("{p}/transfer"),
+            &outsider,
+            Some(json!({"userId": outsider.user_id})),
+            404,
+        ),
         // 409: archived, the Inbox, the owner leaving.
-        (Method::PATCH, ft.clone(), &member, Some(json!({"title": "x"})), 409),
+        (
+            Method::PATCH,
+            ft.clone(),
+            &member,
+            Some(json!({"title": "x"})),
+            409,
+        ),
         (Method::DELETE, ft.clone(), &member, None, 409),
-        (Method::POST, "/api/v1/tasks".into(), &member, Some(json!({"title": "x", "projectId": archived})), 409),
-        (Method::PATCH, t.clone(), &member, Some(json!({"projectId": archived})), 409),
-        (Method::DELETE, format!("/api/v1/projects/{inbox}"), &owner, None, 409),
-        (Method::DELETE, format!("{p}/members/{}", owner.user_id), &owner, None, 409),
-        (Method::POST, format!("{p}/members"), &owner, Some(json!({"userId": viewer.user_id, "role": "admin"})), 409),
+        (
+            Method::POST,
+            "/api/v1/tasks".into(),
+            &member,
+            Some(json!({"title": "x", "projectId": archived})),
+            409,
+        ),
+        (
+            Method::PATCH,
+            t.clone(),
+            &member,
+            Some(json!({"projectId": archived})),
+            409,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{inbox}"),
+            &owner,
+            None,
+            409,
+        ),
+        (
+            Method::DELETE,
+            format!("{p}/members/{}", owner.user_id),
+            &owner,
+            None,
+            409,
+        ),
+        (
+            Method::POST,
+            format!("{p}/members"),
+            &owner,
+            Some(json!({"userId": viewer.user_id, "role": "admin"})),
+            409,
+        ),
         // 422: invalid fields.
-        (Method::PATCH, t.clone(), &member, Some(json!({"title": ""})), 422),
-        (Method::PATCH, t.clone(), &member, Some(json!({"title": "ok", "assigneeId": outsider.user_id})), 422),
-        (Method::POST, "/api/v1/tasks".into(), &member, Some(json!({"title": "x", "projectId": project, "assigneeId": random_uuid()})), 422),
-        (Method::PATCH, p.clone(), &owner, Some(json!({"name": " "})), 422),
-        (Method::POST, format!("{p}/members"), &owner, Some(json!({"email": "nobody@example.com", "role": "viewer"})), 422),
-        (Method::POST, format!("{p}/transfer"), &owner, Some(json!({"userId": outsider.user_id})), 422),
+        (
+            Method::PATCH,
+            t.clone(),
+            &member,
+            Some(json!({"title": ""})),
+            422,
+        ),
+        (
+            Method::PATCH,
+            t.clone(),
+            &member,
+            Some(json!({"title": "ok", "assigneeId": outsider.user_id})),
+            422,
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks".into(),
+            &member,
+            Some(json!({"title": "x", "projectId": project, "assigneeId": random_uuid()})),
+            422,
+        ),
+        (
+            Method::PATCH,
+            p.clone(),
+            &owner,
+            Some(json!({"name": " "})),
+            422,
+        ),
+        (
+            Method::POST,
+            format!("{p}/members"),
+            &owner,
+            Some(json!({"email": "nobody@example.com", "role": "viewer"})),
+            422,
+        ),
+        (
+            Method::POST,
+            format!("{p}/transfer"),
+            &owner,
+            Some(json!({"userId": outsider.user_id})),
+            422,
+        ),
     ];
     let mut ids = BTreeSet::new();
     for (method, path, session, body, status) in refused {
@@ -631,7 +787,11 @@ async fn a_refused_change_leaves_no_entry() {
     for (p, entries) in &before {
         let after = app.activity(&owner.access, p).await;
         assert_eq!(&after, entries, "project {p} has new entries");
-        assert!(after.iter().all(|e| !ids.contains(e["requestId"].as_str().unwrap_or_default())));
+        assert!(
+            after
+                .iter()
+                .all(|e| !ids.contains(e["requestId"].as_str().unwrap_or_default()))
+        );
     }
     let history = app.history(&owner.access, &task).await;
     assert_eq!(history.len(), 1, "{history:#?}");
@@ -693,7 +853,11 @@ async fn concurrent_patches_give_consecutive_versions_and_one_entry_each() {
             .unwrap_or_else(|| panic!("the chain breaks at {title}: {next:?}"));
     }
     let last = assert_ok_envelope(app.get(&path, &owner.access).await, 200).await;
-    assert_eq!(last.data()["title"], json!(title), "the last change is the task");
+    assert_eq!(
+        last.data()["title"],
+        json!(title),
+        "the last change is the task"
+    );
     assert_eq!(last.data()["version"], 11);
 }
 
@@ -733,14 +897,22 @@ async fn concurrent_changes_are_timed_in_the_order_they_were_made() {
         .map(|pair| {
             format!(
                 "{} at {} listed before {} at {}",
-                pair[0]["changes"]["title"], pair[0]["at"], pair[1]["changes"]["title"], pair[1]["at"]
+                pair[0]["changes"]["title"],
+                pair[0]["at"],
+                pair[1]["changes"]["title"],
+                pair[1]["at"]
             )
         })
         .collect();
     let time_goes_back: Vec<String> = answered
         .windows(2)
         .filter(|pair| pair[1].1 < pair[0].1)
-        .map(|pair| format!("version {} at {}, version {} at {}", pair[0].0, pair[0].1, pair[1].0, pair[1].1))
+        .map(|pair| {
+            format!(
+                "version {} at {}, version {} at {}",
+                pair[0].0, pair[0].1, pair[1].0, pair[1].1
+            )
+        })
         .collect();
     assert!(
         chain_breaks.is_empty() && time_goes_back.is_empty(),
@@ -761,24 +933,21 @@ async fn activity_and_history_are_newest_first_and_paginate() {
     let owner = app.signup("owner@example.com").await;
     let project = id_of(&app.create_project(&owner.access, "Paged").await);
     let task = id_of(
-        &app.create_task(
-            &owner.access,
-            &json!({"title": "0", "projectId": project}),
-        )
-        .await,
+        &app.create_task(&owner.access, &json!({"title": "0", "projectId": project}))
+            .await,
     );
     let path = format!("/api/v1/tasks/{task}");
     let mut request_ids = Vec::new();
     for i in 1..=6 {
-        let (reply, id) = act(
+        let id = act_ok(
             &app,
             Method::PATCH,
             &path,
             &owner,
             Some(json!({"title": i.to_string()})),
+            200,
         )
         .await;
-        reply.assert_ok(200);
         request_ids.push(id);
     }
     let history = app.history(&owner.access, &task).await;
@@ -809,7 +978,10 @@ async fn activity_and_history_are_newest_first_and_paginate() {
         .iter()
         .map(|e| e["action"].as_str().expect("an action"))
         .collect();
-    assert_eq!(first_two, BTreeSet::from(["project.created", "member.added"]));
+    assert_eq!(
+        first_two,
+        BTreeSet::from(["project.created", "member.added"])
+    );
     for limit in [1, 4] {
         assert_eq!(
             app.pages(
@@ -865,15 +1037,15 @@ async fn removing_a_member_records_the_unassignments_with_it() {
         )
         .await,
     );
-    let (reply, id) = act(
+    let id = act_ok(
         &app,
         Method::DELETE,
         &format!("/api/v1/projects/{project}/members/{}", bob.user_id),
         &owner,
         None,
+        204,
     )
     .await;
-    assert_eq!(reply.status.as_u16(), 204);
     let activity = app.activity(&owner.access, &project).await;
     assert_eq!(made_by(&activity, &id).len(), 2, "{activity:#?}");
     only(&activity, &id, "member.removed");

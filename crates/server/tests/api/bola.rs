@@ -28,7 +28,12 @@ struct Scene {
 }
 
 /// Words of Alice's project that no answer to Mallory may contain.
-const SECRETS: [&str; 4] = ["Secret plans", "classified", "Hidden task", "bob@example.com"];
+const SECRETS: [&str; 4] = [
+    "Secret plans",
+    "classified",
+    "Hidden task",
+    "bob@example.com",
+];
 
 async fn scene() -> Scene {
     let app = TestApp::spawn().await;
@@ -75,7 +80,13 @@ async fn scene() -> Scene {
     }
 }
 
-async fn request(app: &TestApp, token: &str, method: &Method, path: &str, body: Option<&Value>) -> Reply {
+async fn request(
+    app: &TestApp,
+    token: &str,
+    method: &Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Reply {
     let mut request = app.authed(method.clone(), path, token);
     if let Some(body) = body {
         request = request.json(body);
@@ -105,8 +116,22 @@ async fn alike(
 
 /// As [`alike`], for one path and two bodies: one naming Alice's ids, one
 /// made-up ids.
-async fn alike_bodies(scene: &Scene, method: Method, path: &str, theirs: Value, missing: Value, status: u16) {
-    compare(scene, &method, (path, Some(&theirs)), (path, Some(&missing)), status).await;
+async fn alike_bodies(
+    scene: &Scene,
+    method: Method,
+    path: &str,
+    theirs: Value,
+    missing: Value,
+    status: u16,
+) {
+    compare(
+        scene,
+        &method,
+        (path, Some(&theirs)),
+        (path, Some(&missing)),
+        status,
+    )
+    .await;
 }
 
 async fn compare(
@@ -122,7 +147,11 @@ async fn compare(
     let what = format!("{method} {theirs} {theirs_body:?}");
     assert_eq!(for_theirs.status.as_u16(), status, "{what}: {for_theirs:?}");
     if status >= 400 {
-        let code = if status == 404 { "NOT_FOUND" } else { "VALIDATION_FAILED" };
+        let code = if status == 404 {
+            "NOT_FOUND"
+        } else {
+            "VALIDATION_FAILED"
+        };
         for_theirs.assert_error(status, code);
     } else {
         assert_eq!(for_theirs.data(), for_missing.data(), "{what}");
@@ -280,9 +309,7 @@ async fn another_projects_ids_are_not_found_on_every_route() {
         404,
     )
     .await;
-    let put = |project: &str| {
-        json!({"title": "Mine", "status": "todo", "priority": "low", "projectId": project})
-    };
+    let put = |project: &str| json!({"title": "Mine", "status": "todo", "priority": "low", "projectId": project});
     alike_bodies(&s, Method::PUT, &own, put(&s.project), put(&random()), 404).await;
 
     // The ids of Alice's activity entries are nobody's tasks or projects.
@@ -405,9 +432,12 @@ async fn another_projects_members_are_unknown_in_the_callers_project() {
     let listed = s.app.list_all(&s.mallory.access, "", 100).await;
     assert_eq!(
         listed.iter().map(id_of).collect::<Vec<_>>(),
-        [s.mallorys_task.clone()]
+        vec![s.mallorys_task.clone()]
     );
-    let projects = s.app.pages(&s.mallory.access, "/api/v1/projects", 100).await;
+    let projects = s
+        .app
+        .pages(&s.mallory.access, "/api/v1/projects", 100)
+        .await;
     let names: Vec<&str> = projects
         .iter()
         .map(|p| p["name"].as_str().expect("a name"))
@@ -423,7 +453,13 @@ async fn a_removed_member_loses_every_id_at_once() {
     let p = format!("/api/v1/projects/{}", s.project);
     let t = format!("/api/v1/tasks/{}", s.task);
     // Bob sees it while a member.
-    for path in [p.clone(), t.clone(), format!("{p}/members"), format!("{p}/activity"), format!("{t}/history")] {
+    for path in [
+        p.clone(),
+        t.clone(),
+        format!("{p}/members"),
+        format!("{p}/activity"),
+        format!("{t}/history"),
+    ] {
         assert_ok_envelope(s.app.get(&path, &s.bob.access).await, 200).await;
     }
     let removed = s
@@ -443,7 +479,11 @@ async fn a_removed_member_loses_every_id_at_once() {
         let for_theirs = request(&s.app, &s.bob.access, &Method::GET, &theirs, None).await;
         let for_missing = request(&s.app, &s.bob.access, &Method::GET, &missing, None).await;
         for_theirs.assert_error(404, "NOT_FOUND");
-        assert_eq!(comparable(&for_theirs), comparable(&for_missing), "{theirs}");
+        assert_eq!(
+            comparable(&for_theirs),
+            comparable(&for_missing),
+            "{theirs}"
+        );
     }
     let listed = s.app.list_all(&s.bob.access, "", 100).await;
     assert!(listed.is_empty(), "{listed:?}");

@@ -53,7 +53,10 @@ async fn register_login_task_crud_refresh_logout() {
     assert_eq!(task["status"], "todo");
     assert_eq!(task["priority"], "high");
     assert_eq!(task["dueDate"], "2030-01-02T03:04:05Z");
-    assert_eq!(task["projectId"], inbox_id, "a task without projectId is in the Inbox");
+    assert_eq!(
+        task["projectId"], inbox_id,
+        "a task without projectId is in the Inbox"
+    );
     assert_eq!(task["createdBy"], json!(user_id));
     assert_eq!(task["ownerId"], json!(user_id));
     assert_eq!(task["assigneeId"], Value::Null);

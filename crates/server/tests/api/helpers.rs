@@ -285,7 +285,13 @@ impl TestApp {
 
     /// Adds `user_id` to `project_id` with `role` (which must succeed) and
     /// returns the membership.
-    pub async fn add_member(&self, token: &str, project_id: &str, user_id: &str, role: &str) -> Value {
+    pub async fn add_member(
+        &self,
+        token: &str,
+        project_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Value {
         let reply = assert_ok_envelope(
             self.post(
                 &format!("/api/v1/projects/{project_id}/members"),
@@ -301,8 +307,12 @@ impl TestApp {
 
     /// A project's whole activity, newest first (every page).
     pub async fn activity(&self, token: &str, project_id: &str) -> Vec<Value> {
-        self.pages(token, &format!("/api/v1/projects/{project_id}/activity"), 100)
-            .await
+        self.pages(
+            token,
+            &format!("/api/v1/projects/{project_id}/activity"),
+            100,
+        )
+        .await
     }
 
     /// A task's whole history, newest first (every page).
@@ -357,6 +367,12 @@ impl TestApp {
         }
         Reply::read(send(request).await).await
     }
+}
+
+/// The keys of a JSON object, sorted.
+#[track_caller]
+pub fn sorted_keys(value: &Value) -> Vec<String> {
+    object_keys(value).into_iter().collect()
 }
 
 /// `value["id"]` as a string (which must be there).

@@ -123,9 +123,10 @@ impl Route {
     /// The status of the route when it is allowed.
     fn success(self) -> u16 {
         match self {
-            Route::DeleteProject | Route::RemoveMember | Route::LeaveProject | Route::DeleteTask => {
-                204
-            }
+            Route::DeleteProject
+            | Route::RemoveMember
+            | Route::LeaveProject
+            | Route::DeleteTask => 204,
             Route::AddMember | Route::CreateTask => 201,
             _ => 200,
         }
@@ -194,8 +195,13 @@ impl Cast {
         };
         // The owner's other project, where `other` is an admin.
         let elsewhere = app.create_project(&cast.owner.access, "Elsewhere").await;
-        app.add_member(&cast.owner.access, &id_of(&elsewhere), &cast.other.user_id, "admin")
-            .await;
+        app.add_member(
+            &cast.owner.access,
+            &id_of(&elsewhere),
+            &cast.other.user_id,
+            "admin",
+        )
+        .await;
         cast
     }
 
@@ -226,11 +232,15 @@ async fn fixture(app: &TestApp, cast: &Cast) -> Fixture {
         (&cast.viewer, "viewer"),
         (&cast.target, "viewer"),
     ] {
-        app.add_member(owner, &project, &session.user_id, role).await;
+        app.add_member(owner, &project, &session.user_id, role)
+            .await;
     }
     let task = id_of(
-        &app.create_task(owner, &json!({"title": "In the project", "projectId": project}))
-            .await,
+        &app.create_task(
+            owner,
+            &json!({"title": "In the project", "projectId": project}),
+        )
+        .await,
     );
     Fixture { project, task }
 }

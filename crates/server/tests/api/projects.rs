@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     Reply, Session, TestApp, assert_envelope_error, assert_no_content, assert_ok_envelope, id_of,
-    random_uuid,
+    random_uuid, sorted_keys,
 };
 
 fn project_path(id: &str) -> String {
@@ -20,15 +20,6 @@ fn task_path(id: &str) -> String {
 
 fn member_path(project: &str, user: &str) -> String {
     format!("/api/v1/projects/{project}/members/{user}")
-}
-
-fn keys(value: &Value) -> Vec<String> {
-    value
-        .as_object()
-        .expect("an object")
-        .keys()
-        .cloned()
-        .collect()
 }
 
 /// Every member of `project` as user id → role.
@@ -57,6 +48,14 @@ async fn patch_ok(app: &TestApp, path: &str, token: &str, body: Value) -> Value 
         .await
         .data()
         .clone()
+}
+
+async fn not_found(response: reqwest::Response) -> Reply {
+    assert_envelope_error(response, 404, "NOT_FOUND").await
+}
+
+async fn forbidden(response: reqwest::Response) -> Reply {
+    assert_envelope_error(response, 403, "FORBIDDEN").await
 }
 
 async fn conflict(response: reqwest::Response) -> Reply {
@@ -98,10 +97,8 @@ async fn creating_a_project_makes_the_caller_its_owner() {
     let project = created.data().clone();
     let id = id_of(&project);
     assert_eq!(created.header("location"), Some(project_path(&id).as_str()));
-    let mut fields = keys(&project);
-    fields.sort();
     assert_eq!(
-        fields,
+        sorted_keys(&project),
         [
             "archived",
             "createdAt",
@@ -128,9 +125,10 @@ async fn creating_a_project_makes_the_caller_its_owner() {
         .pages(&ada.access, &format!("/api/v1/projects/{id}/members"), 100)
         .await;
     assert_eq!(members.len(), 1);
-    let mut member_keys = keys(&members[0]);
-    member_keys.sort();
-    assert_eq!(member_keys, ["email", "joinedAt", "name", "role", "userId"]);
+    assert_eq!(
+        sorted_keys(&members[0]),
+        ["email", "joinedAt", "name", "role", "userId"]
+    );
     assert_eq!(members[0]["userId"], json!(ada.user_id));
     assert_eq!(members[0]["email"], "ada@example.com");
     assert_eq!(members[0]["role"], "owner");
@@ -144,12 +142,19 @@ async fn creating_a_project_makes_the_caller_its_owner() {
         (json!({"name": "   "}), "name"),
         (json!({"name": "n".repeat(101)}), "name"),
         (json!({"name": "a\u{0}b"}), "name"),
-        (json!({"name": "ok", "description": "d".repeat(2_001)}), "description"),
+        (
+            json!({"name": "ok", "description": "d".repeat(2_001)}),
+            "description",
+        ),
         (json!({"name": "ok", "archived": true}), "archived"),
         (json!({"name": "ok", "ownerId": ada.user_id}), "ownerId"),
         (json!({"name": 5}), "name"),
     ] {
-        invalid(app.post("/api/v1/projects", &ada.access, &body).await, field).await;
+        invalid(
+            app.post("/api/v1/projects", &ada.access, &body).await,
+            field,
+        )
+        .await;
     }
     // 100 characters is the limit, not more.
     app.create_project(&ada.access, &"é".repeat(100)).await;
@@ -190,7 +195,11 @@ async fn the_inbox_is_personal_and_cannot_be_shared_archived_transferred_or_dele
         .await,
     )
     .await;
-    conflict(app.patch(&path, &ada.access, &json!({"archived": true})).await).await;
+    conflict(
+        app.patch(&path, &ada.access, &json!({"archived": true}))
+            .await,
+    )
+    .await;
     conflict(app.delete(&path, &ada.access).await).await;
     conflict(
         app.post(
@@ -201,7 +210,11 @@ async fn the_inbox_is_personal_and_cannot_be_shared_archived_transferred_or_dele
         .await,
     )
     .await;
-    conflict(app.delete(&member_path(&inbox, &ada.user_id), &ada.access).await).await;
+    conflict(
+        app.delete(&member_path(&inbox, &ada.user_id), &ada.access)
+            .await,
+    )
+    .await;
     // Still Ada's alone, unarchived, and where her tasks go.
     let after = get_ok(&app, &path, &ada.access).await;
     assert_eq!(after["archived"], false);
@@ -210,7 +223,7 @@ async fn the_inbox_is_personal_and_cannot_be_shared_archived_transferred_or_dele
     let task = app.create_task(&ada.access, &json!({"title": "t"})).await;
     assert_eq!(task["projectId"], json!(inbox));
     // Bob's view of it: none.
-    assert_envelope_error(app.get(&path, &bob.access).await, 404, "NOT_FOUND").await;
+    not_found(app.get(&path, &bob.access).await).await;
 }
 
 #[tokio::test]
@@ -231,12 +244,7 @@ async fn the_list_has_only_the_callers_projects_by_name_then_id_across_pages() {
     let listed = app.pages(&ada.access, "/api/v1/projects", 100).await;
     let mut expected: Vec<(String, String)> = listed
         .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().expect("a name").to_lowercase(),
-                id_of(p),
-            )
-        })
+        .map(|p| (p["name"].as_str().expect("a name").to_lowercase(), id_of(p)))
         .collect();
     expected.sort();
     let got: Vec<(String, String)> = listed
@@ -271,7 +279,8 @@ async fn the_list_has_only_the_callers_projects_by_name_then_id_across_pages() {
         let paged = app.pages(&ada.access, "/api/v1/projects", limit).await;
         assert_eq!(paged, listed, "limit {limit}");
     }
-    let first = assert_ok_envelope(app.get("/api/v1/projects?limit=3", &ada.access).await, 200).await;
+    let first =
+        assert_ok_envelope(app.get("/api/v1/projects?limit=3", &ada.access).await, 200).await;
     assert_eq!(first.data().as_array().map(Vec::len), Some(3));
     assert_eq!(first.body["meta"]["pagination"]["hasMore"], true);
     assert_eq!(first.body["meta"]["pagination"]["limit"], 3);
@@ -300,7 +309,13 @@ async fn the_list_has_only_the_callers_projects_by_name_then_id_across_pages() {
     assert_eq!(id_of(&archived[0]), archived_id);
     assert_eq!(archived[0]["archived"], true);
 
-    for query in ["archived=yes", "archived=1", "limit=0", "limit=101", "cursor=nonsense"] {
+    for query in [
+        "archived=yes",
+        "archived=1",
+        "limit=0",
+        "limit=101",
+        "cursor=nonsense",
+    ] {
         let reply = assert_envelope_error(
             app.get(&format!("/api/v1/projects?{query}"), &ada.access)
                 .await,
@@ -418,10 +433,9 @@ async fn an_archived_project_is_read_only_until_its_owner_unarchives_it() {
     let member_inbox = app.inbox_id(&member.access).await;
 
     // Only the owner archives (admins 403).
-    assert_envelope_error(
-        app.patch(&path, &admin.access, &json!({"archived": true})).await,
-        403,
-        "FORBIDDEN",
+    forbidden(
+        app.patch(&path, &admin.access, &json!({"archived": true}))
+            .await,
     )
     .await;
     let archived = patch_ok(&app, &path, &owner.access, json!({"archived": true})).await;
@@ -432,8 +446,12 @@ async fn an_archived_project_is_read_only_until_its_owner_unarchives_it() {
     let t = task_path(&task);
     // Tasks: create, change, assign, move in, move out, delete.
     conflict(
-        app.post("/api/v1/tasks", m, &json!({"title": "New", "projectId": project}))
-            .await,
+        app.post(
+            "/api/v1/tasks",
+            m,
+            &json!({"title": "New", "projectId": project}),
+        )
+        .await,
     )
     .await;
     conflict(app.patch(&t, m, &json!({"title": "Changed"})).await).await;
@@ -446,7 +464,11 @@ async fn an_archived_project_is_read_only_until_its_owner_unarchives_it() {
         .await,
     )
     .await;
-    conflict(app.patch(&t, m, &json!({"assigneeId": member.user_id})).await).await;
+    conflict(
+        app.patch(&t, m, &json!({"assigneeId": member.user_id}))
+            .await,
+    )
+    .await;
     conflict(app.patch(&t, m, &json!({"projectId": member_inbox})).await).await;
     conflict(
         app.patch(&task_path(&outside), m, &json!({"projectId": project}))
@@ -455,7 +477,11 @@ async fn an_archived_project_is_read_only_until_its_owner_unarchives_it() {
     .await;
     conflict(app.delete(&t, m).await).await;
     // The project: rename, describe; members: add, change a role.
-    conflict(app.patch(&path, &admin.access, &json!({"name": "Renamed"})).await).await;
+    conflict(
+        app.patch(&path, &admin.access, &json!({"name": "Renamed"}))
+            .await,
+    )
+    .await;
     conflict(
         app.patch(&path, &owner.access, &json!({"description": "Why"}))
             .await,
@@ -482,29 +508,20 @@ async fn an_archived_project_is_read_only_until_its_owner_unarchives_it() {
 
     // Authorization comes first: a viewer is refused, an outsider told
     // nothing exists.
-    assert_envelope_error(
-        app.patch(&t, &viewer.access, &json!({"title": "x"})).await,
-        403,
-        "FORBIDDEN",
+    forbidden(app.patch(&t, &viewer.access, &json!({"title": "x"})).await).await;
+    forbidden(
+        app.patch(&path, &member.access, &json!({"name": "x"}))
+            .await,
     )
     .await;
-    assert_envelope_error(
-        app.patch(&path, &member.access, &json!({"name": "x"})).await,
-        403,
-        "FORBIDDEN",
+    not_found(
+        app.patch(&t, &outsider.access, &json!({"title": "x"}))
+            .await,
     )
     .await;
-    assert_envelope_error(
-        app.patch(&t, &outsider.access, &json!({"title": "x"})).await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
-    assert_envelope_error(
+    not_found(
         app.patch(&path, &outsider.access, &json!({"archived": false}))
             .await,
-        404,
-        "NOT_FOUND",
     )
     .await;
 
@@ -531,7 +548,7 @@ async fn an_archived_project_is_read_only_until_its_owner_unarchives_it() {
             .await,
     )
     .await;
-    assert_envelope_error(app.get(&path, &viewer.access).await, 404, "NOT_FOUND").await;
+    not_found(app.get(&path, &viewer.access).await).await;
 
     // The owner unarchives (and may rename in the same request); then it
     // takes changes again.
@@ -568,12 +585,7 @@ async fn the_owner_can_delete_an_archived_project() {
     )
     .await;
     assert_no_content(app.delete(&project_path(&project), &owner.access).await).await;
-    assert_envelope_error(
-        app.get(&task_path(&task), &owner.access).await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    not_found(app.get(&task_path(&task), &owner.access).await).await;
 }
 
 // ---- delete ----
@@ -599,37 +611,20 @@ async fn deleting_a_project_deletes_its_tasks() {
             .await,
     );
     // A member may not (403); the owner may.
-    assert_envelope_error(
-        app.delete(&project_path(&project), &member.access).await,
-        403,
-        "FORBIDDEN",
-    )
-    .await;
+    forbidden(app.delete(&project_path(&project), &member.access).await).await;
     assert_no_content(app.delete(&project_path(&project), &owner.access).await).await;
 
     for session in [&owner, &member] {
-        assert_envelope_error(
-            app.get(&project_path(&project), &session.access).await,
-            404,
-            "NOT_FOUND",
-        )
-        .await;
+        not_found(app.get(&project_path(&project), &session.access).await).await;
         for task in &tasks {
-            assert_envelope_error(
-                app.get(&task_path(task), &session.access).await,
-                404,
-                "NOT_FOUND",
-            )
-            .await;
+            not_found(app.get(&task_path(task), &session.access).await).await;
         }
-        assert_envelope_error(
+        not_found(
             app.get(
                 &format!("/api/v1/tasks?projectId={project}"),
                 &session.access,
             )
             .await,
-            404,
-            "NOT_FOUND",
         )
         .await;
         let projects = app.pages(&session.access, "/api/v1/projects", 100).await;
@@ -640,12 +635,7 @@ async fn deleting_a_project_deletes_its_tasks() {
     let assigned = app.list_all(&member.access, "assigneeId=me", 100).await;
     assert!(assigned.is_empty(), "{assigned:?}");
     // Deleting it again: it is gone.
-    assert_envelope_error(
-        app.delete(&project_path(&project), &owner.access).await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    not_found(app.delete(&project_path(&project), &owner.access).await).await;
 }
 
 // ---- transfer ----
@@ -707,12 +697,10 @@ async fn transferring_makes_a_member_the_owner_and_the_owner_an_admin() {
 
     // The new owner owns it: the old one may no longer delete or transfer
     // it, and may now leave.
-    assert_envelope_error(app.delete(&path, &owner.access).await, 403, "FORBIDDEN").await;
-    assert_envelope_error(
+    forbidden(app.delete(&path, &owner.access).await).await;
+    forbidden(
         app.post(&transfer, &owner.access, &json!({"userId": owner.user_id}))
             .await,
-        403,
-        "FORBIDDEN",
     )
     .await;
     assert_no_content(
@@ -765,39 +753,28 @@ async fn members_are_added_by_email_or_by_id_with_a_role() {
     );
 
     // Unknown users: 422 naming the field.
-    invalid(
-        app.post(
-            &members,
-            &admin.access,
-            &json!({"email": "nobody@example.com", "role": "viewer"}),
-        )
-        .await,
-        "email",
-    )
-    .await;
-    invalid(
-        app.post(
-            &members,
-            &admin.access,
-            &json!({"email": "not an address", "role": "viewer"}),
-        )
-        .await,
-        "email",
-    )
-    .await;
-    invalid(
-        app.post(
-            &members,
-            &admin.access,
-            &json!({"userId": random_uuid(), "role": "viewer"}),
-        )
-        .await,
-        "userId",
-    )
-    .await;
+    for (body, field) in [
+        (
+            json!({"email": "nobody@example.com", "role": "viewer"}),
+            "email",
+        ),
+        (
+            json!({"email": "not an address", "role": "viewer"}),
+            "email",
+        ),
+        (json!({"userId": random_uuid(), "role": "viewer"}), "userId"),
+    ] {
+        invalid(app.post(&members, &admin.access, &body).await, field).await;
+    }
     // Roles: admin, member or viewer, nothing else.
     let newcomer = app.signup("newcomer@example.com").await;
-    for role in [json!("owner"), json!("Admin"), json!("superuser"), json!(null), json!(1)] {
+    for role in [
+        json!("owner"),
+        json!("Admin"),
+        json!("superuser"),
+        json!(null),
+        json!(1),
+    ] {
         invalid(
             app.post(
                 &members,
@@ -829,8 +806,12 @@ async fn members_are_added_by_email_or_by_id_with_a_role() {
         (&owner.user_id, "admin"),
     ] {
         conflict(
-            app.post(&members, &admin.access, &json!({"userId": user, "role": role}))
-                .await,
+            app.post(
+                &members,
+                &admin.access,
+                &json!({"userId": user, "role": role}),
+            )
+            .await,
         )
         .await;
     }
@@ -910,33 +891,24 @@ async fn roles_change_below_the_owner_only() {
             .await,
     )
     .await;
-    assert_envelope_error(
+    forbidden(
         app.patch(&owner_path, &admin.access, &json!({"role": "viewer"}))
             .await,
-        403,
-        "FORBIDDEN",
     )
     .await;
-    assert_envelope_error(
-        app.delete(&owner_path, &admin.access).await,
-        403,
-        "FORBIDDEN",
-    )
-    .await;
+    forbidden(app.delete(&owner_path, &admin.access).await).await;
     // A user who is not a member has no membership to change.
     let stranger = app.signup("stranger@example.com").await;
     for path in [
         member_path(&project, &stranger.user_id),
         member_path(&project, &random_uuid()),
     ] {
-        assert_envelope_error(
+        not_found(
             app.patch(&path, &owner.access, &json!({"role": "viewer"}))
                 .await,
-            404,
-            "NOT_FOUND",
         )
         .await;
-        assert_envelope_error(app.delete(&path, &owner.access).await, 404, "NOT_FOUND").await;
+        not_found(app.delete(&path, &owner.access).await).await;
     }
     let members = roles(&app, &owner.access, &project).await;
     assert_eq!(members[&owner.user_id], "owner");
@@ -946,12 +918,7 @@ async fn roles_change_below_the_owner_only() {
 
     // An admin removes another admin (below owner).
     assert_no_content(app.delete(&bob_path, &admin.access).await).await;
-    assert_envelope_error(
-        app.get(&project_path(&project), &bob.access).await,
-        404,
-        "NOT_FOUND",
-    )
-    .await;
+    not_found(app.get(&project_path(&project), &bob.access).await).await;
 }
 
 #[tokio::test]
@@ -976,18 +943,11 @@ async fn anyone_but_the_owner_can_leave() {
                 .await,
         )
         .await;
-        assert_envelope_error(
-            app.get(&project_path(&project), &session.access).await,
-            404,
-            "NOT_FOUND",
-        )
-        .await;
+        not_found(app.get(&project_path(&project), &session.access).await).await;
         // Leaving again: no longer a member.
-        assert_envelope_error(
+        not_found(
             app.delete(&member_path(&project, &session.user_id), &session.access)
                 .await,
-            404,
-            "NOT_FOUND",
         )
         .await;
     }
@@ -1005,9 +965,7 @@ async fn removing_a_member_unassigns_their_tasks_in_that_project_only() {
     let bob = app.signup("bob@example.com").await;
     let here = shared(&app, &owner, "Here", &[(&bob, "member")]).await;
     let there = shared(&app, &owner, "There", &[(&bob, "viewer")]).await;
-    let assigned = |project: &str, title: &str| {
-        json!({"title": title, "projectId": project, "assigneeId": bob.user_id})
-    };
+    let assigned = |project: &str, title: &str| json!({"title": title, "projectId": project, "assigneeId": bob.user_id});
     let here_tasks = [
         id_of(&app.create_task(&owner.access, &assigned(&here, "h1")).await),
         id_of(&app.create_task(&owner.access, &assigned(&here, "h2")).await),
@@ -1016,7 +974,10 @@ async fn removing_a_member_unassigns_their_tasks_in_that_project_only() {
         &app.create_task(&owner.access, &json!({"title": "h3", "projectId": here}))
             .await,
     );
-    let there_task = id_of(&app.create_task(&owner.access, &assigned(&there, "t1")).await);
+    let there_task = id_of(
+        &app.create_task(&owner.access, &assigned(&there, "t1"))
+            .await,
+    );
     assert_eq!(
         app.list_all(&bob.access, "assigneeId=me", 100).await.len(),
         3
@@ -1061,7 +1022,13 @@ async fn an_assignee_must_be_a_member_of_the_tasks_project() {
     assert_eq!(task["assigneeId"], json!(viewer.user_id));
     assert_eq!(task["createdBy"], json!(owner.user_id));
     let path = task_path(&id_of(&task));
-    let to_owner = patch_ok(&app, &path, &owner.access, json!({"assigneeId": owner.user_id})).await;
+    let to_owner = patch_ok(
+        &app,
+        &path,
+        &owner.access,
+        json!({"assigneeId": owner.user_id}),
+    )
+    .await;
     assert_eq!(to_owner["assigneeId"], json!(owner.user_id));
 
     // Not a member (a user elsewhere, or nobody): 422 naming assigneeId.
@@ -1113,7 +1080,13 @@ async fn an_assignee_must_be_a_member_of_the_tasks_project() {
     // leaves the task in its project.
     let cleared = patch_ok(&app, &path, &owner.access, json!({"assigneeId": null})).await;
     assert_eq!(cleared["assigneeId"], Value::Null);
-    patch_ok(&app, &path, &owner.access, json!({"assigneeId": viewer.user_id})).await;
+    patch_ok(
+        &app,
+        &path,
+        &owner.access,
+        json!({"assigneeId": viewer.user_id}),
+    )
+    .await;
     let replaced = assert_ok_envelope(
         app.put(
             &path,
@@ -1158,24 +1131,19 @@ async fn moving_a_task_needs_member_or_higher_in_both_projects() {
     let path = task_path(&id_of(&task));
 
     // Into a project where Bob only views: 403; where he is nobody: 404.
-    assert_envelope_error(
-        app.patch(&path, &bob.access, &json!({"projectId": viewed})).await,
-        403,
-        "FORBIDDEN",
+    forbidden(
+        app.patch(&path, &bob.access, &json!({"projectId": viewed}))
+            .await,
     )
     .await;
-    assert_envelope_error(
+    not_found(
         app.patch(&path, &bob.access, &json!({"projectId": elsewhere}))
             .await,
-        404,
-        "NOT_FOUND",
     )
     .await;
-    assert_envelope_error(
+    not_found(
         app.patch(&path, &bob.access, &json!({"projectId": random_uuid()}))
             .await,
-        404,
-        "NOT_FOUND",
     )
     .await;
     let unmoved = get_ok(&app, &path, &bob.access).await;
@@ -1188,11 +1156,14 @@ async fn moving_a_task_needs_member_or_higher_in_both_projects() {
     assert_eq!(moved["projectId"], json!(target));
     assert_eq!(moved["assigneeId"], Value::Null);
     assert_eq!(moved["version"], 2);
-    assert_envelope_error(app.get(&path, &carol.access).await, 404, "NOT_FOUND").await;
+    not_found(app.get(&path, &carol.access).await).await;
     let in_target = app
         .list_all(&bob.access, &format!("projectId={target}"), 100)
         .await;
-    assert_eq!(in_target.iter().map(id_of).collect::<Vec<_>>(), [id_of(&task)]);
+    assert_eq!(
+        in_target.iter().map(id_of).collect::<Vec<_>>(),
+        [id_of(&task)]
+    );
     assert!(
         app.list_all(&bob.access, &format!("projectId={source}"), 100)
             .await
@@ -1223,15 +1194,13 @@ async fn moving_a_task_needs_member_or_higher_in_both_projects() {
             &json!({"title": "Viewed", "projectId": viewed}),
         )
         .await;
-    assert_envelope_error(
+    forbidden(
         app.patch(
             &task_path(&id_of(&viewed_task)),
             &bob.access,
             &json!({"projectId": target}),
         )
         .await,
-        403,
-        "FORBIDDEN",
     )
     .await;
     // PUT moves too; without projectId it leaves the task where it is.
@@ -1275,8 +1244,16 @@ async fn tasks_are_listed_across_projects_and_filtered_by_project_and_assignee()
         json!({"title": "bob's", "projectId": project, "assigneeId": bob.user_id}),
     )
     .await;
-    let nobodys_here = create(&bob.access, json!({"title": "nobody's", "projectId": project})).await;
-    create(&bob.access, json!({"title": "hidden", "projectId": bobs_only})).await;
+    let nobodys_here = create(
+        &bob.access,
+        json!({"title": "nobody's", "projectId": project}),
+    )
+    .await;
+    create(
+        &bob.access,
+        json!({"title": "hidden", "projectId": bobs_only}),
+    )
+    .await;
 
     let ids = |tasks: Vec<Value>| {
         let mut ids: Vec<String> = tasks.iter().map(id_of).collect();
@@ -1299,25 +1276,37 @@ async fn tasks_are_listed_across_projects_and_filtered_by_project_and_assignee()
     );
     // One project.
     assert_eq!(
-        ids(app.list_all(&ada.access, &format!("projectId={project}"), 2).await),
-        sorted(vec![mine_here.clone(), bobs_here.clone(), nobodys_here.clone()])
+        ids(app
+            .list_all(&ada.access, &format!("projectId={project}"), 2)
+            .await),
+        sorted(vec![
+            mine_here.clone(),
+            bobs_here.clone(),
+            nobodys_here.clone()
+        ])
     );
     assert_eq!(
-        ids(app.list_all(&ada.access, &format!("projectId={inbox}"), 2).await),
-        [in_inbox.clone()]
+        ids(app
+            .list_all(&ada.access, &format!("projectId={inbox}"), 2)
+            .await),
+        vec![in_inbox.clone()]
     );
     // Assignee: `me` or an id.
     assert_eq!(
         ids(app.list_all(&ada.access, "assigneeId=me", 2).await),
-        [mine_here.clone()]
+        vec![mine_here.clone()]
     );
     assert_eq!(
-        ids(app.list_all(&ada.access, &format!("assigneeId={}", bob.user_id), 2).await),
-        [bobs_here.clone()]
+        ids(app
+            .list_all(&ada.access, &format!("assigneeId={}", bob.user_id), 2)
+            .await),
+        vec![bobs_here.clone()]
     );
     assert_eq!(
-        ids(app.list_all(&ada.access, &format!("assigneeId={}", ada.user_id), 2).await),
-        [mine_here.clone()]
+        ids(app
+            .list_all(&ada.access, &format!("assigneeId={}", ada.user_id), 2)
+            .await),
+        vec![mine_here.clone()]
     );
     // Combined with each other and with the existing filters and sorts.
     assert_eq!(
@@ -1328,7 +1317,7 @@ async fn tasks_are_listed_across_projects_and_filtered_by_project_and_assignee()
                 1,
             )
             .await),
-        [mine_here.clone()]
+        vec![mine_here.clone()]
     );
     assert!(
         app.list_all(&ada.access, &format!("projectId={inbox}&assigneeId=me"), 5)
@@ -1337,16 +1326,14 @@ async fn tasks_are_listed_across_projects_and_filtered_by_project_and_assignee()
     );
     assert_eq!(
         ids(app.list_all(&ada.access, "status=done", 5).await),
-        [in_inbox.clone()]
+        vec![in_inbox.clone()]
     );
 
     // A project the caller is not in: 404, as for none at all.
     for project in [bobs_only.clone(), random_uuid()] {
-        assert_envelope_error(
+        not_found(
             app.get(&format!("/api/v1/tasks?projectId={project}"), &ada.access)
                 .await,
-            404,
-            "NOT_FOUND",
         )
         .await;
     }
@@ -1356,7 +1343,8 @@ async fn tasks_are_listed_across_projects_and_filtered_by_project_and_assignee()
         ("assigneeId=ME", "assigneeId"),
     ] {
         let reply = assert_envelope_error(
-            app.get(&format!("/api/v1/tasks?{query}"), &ada.access).await,
+            app.get(&format!("/api/v1/tasks?{query}"), &ada.access)
+                .await,
             400,
             "MALFORMED_REQUEST",
         )

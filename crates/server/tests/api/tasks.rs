@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_envelope_error, assert_ok_envelope};
+use crate::helpers::{TestApp, assert_envelope_error, assert_ok_envelope, sorted_keys};
 
 #[tokio::test]
 async fn a_new_task_gets_the_defaults() {
@@ -20,19 +20,15 @@ async fn a_new_task_gets_the_defaults() {
     assert_eq!(task["version"], 1);
     // A single user works in their Inbox; `ownerId` stays as an alias of
     // `createdBy`.
-    assert_eq!(task["projectId"], json!(app.inbox_id(&session.access).await));
+    assert_eq!(
+        task["projectId"],
+        json!(app.inbox_id(&session.access).await)
+    );
     assert_eq!(task["assigneeId"], Value::Null);
     assert_eq!(task["createdBy"], json!(session.user_id));
     assert_eq!(task["ownerId"], json!(session.user_id));
-    let mut keys: Vec<&str> = task
-        .as_object()
-        .expect("an object")
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
     assert_eq!(
-        keys,
+        sorted_keys(&task),
         [
             "assigneeId",
             "completedAt",
@@ -314,7 +310,10 @@ async fn invalid_task_fields_are_422_with_the_field_named() {
         (json!({"completedAt": null}), "completedAt"),
         (json!({"createdBy": session.user_id}), "createdBy"),
         (json!({"projectId": "elsewhere"}), "projectId"),
-        (json!({"assigneeId": crate::helpers::random_uuid()}), "assigneeId"),
+        (
+            json!({"assigneeId": crate::helpers::random_uuid()}),
+            "assigneeId",
+        ),
     ];
     for (body, field) in &invalid_patches {
         let reply = assert_envelope_error(
