@@ -4,9 +4,10 @@
 //!
 //! [`MemoryStore`] behaves as PostgreSQL does where a use case can tell: a
 //! transaction stages its writes and applies them at commit (others never
-//! see them before), `task_for_update` and writes lock the row until the
-//! transaction ends, reads never wait. One [`MemoryHandle`] type implements
-//! every port, as a connection or as a transaction.
+//! see them before, audit entries included), the `_for_update` reads and
+//! writes lock their rows until the transaction ends, reads never wait.
+//! One [`MemoryHandle`] type implements every port, as a connection or as
+//! a transaction.
 
 mod sessions;
 mod store;

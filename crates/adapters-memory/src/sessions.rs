@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::{
@@ -10,12 +10,30 @@ use time::OffsetDateTime;
 struct Sessions {
     by_id: HashMap<SessionId, Session>,
     by_refresh: HashMap<TokenHash, SessionId>,
+    /// Each user's sessions, for `revoke_all`.
+    by_user: HashMap<UserId, HashSet<SessionId>>,
 }
 
 impl Sessions {
+    fn insert(&mut self, session: Session) {
+        self.by_refresh
+            .insert(session.refresh_hash.clone(), session.id);
+        self.by_user
+            .entry(session.user_id)
+            .or_default()
+            .insert(session.id);
+        self.by_id.insert(session.id, session);
+    }
+
     fn remove(&mut self, id: SessionId) -> Option<Session> {
         let session = self.by_id.remove(&id)?;
         self.by_refresh.remove(&session.refresh_hash);
+        if let Some(ids) = self.by_user.get_mut(&session.user_id) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_user.remove(&session.user_id);
+            }
+        }
         Some(session)
     }
 
@@ -67,10 +85,9 @@ impl<C: Clock + std::fmt::Debug> SessionStore for MemorySessionStore<C> {
         let now = self.clock.now();
         let mut sessions = self.lock();
         sessions.purge(now);
-        sessions
-            .by_refresh
-            .insert(session.refresh_hash.clone(), session.id);
-        sessions.by_id.insert(session.id, session.clone());
+        // A session that is there already (a repeated id) is replaced whole.
+        sessions.remove(session.id);
+        sessions.insert(session.clone());
         Ok(())
     }
 
@@ -111,6 +128,15 @@ impl<C: Clock + std::fmt::Debug> SessionStore for MemorySessionStore<C> {
 
     async fn revoke(&self, id: SessionId) -> Result<(), PortError> {
         self.lock().remove(id);
+        Ok(())
+    }
+
+    async fn revoke_all(&self, user: UserId) -> Result<(), PortError> {
+        let mut sessions = self.lock();
+        let ids = sessions.by_user.remove(&user).unwrap_or_default();
+        for id in ids {
+            sessions.remove(id);
+        }
         Ok(())
     }
 

@@ -1,36 +1,103 @@
-//! Users and tasks in memory, with PostgreSQL's behaviour where use cases
-//! can tell: a transaction's writes are invisible to others until it
-//! commits (READ COMMITTED), `task_for_update` and writes lock the row
-//! until the transaction ends, reads never wait, and an e-mail address is
-//! taken as soon as a transaction inserts it.
+//! Users, projects, tasks and the audit trail in memory, with PostgreSQL's
+//! behaviour where use cases can tell: a transaction's writes are
+//! invisible to others until it commits (READ COMMITTED), the
+//! `_for_update` reads and writes lock their rows until the transaction
+//! ends, reads never wait, and an e-mail address or a membership is taken
+//! as soon as a transaction inserts it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use domain::ports::{InsertMemberError, InsertUserError, MemberQuery, ProjectQuery};
-use domain::{
-    Email, Member, PortError, Project, ProjectId, ProjectRole, Projects, Store, Task, TaskId,
-    TaskQuery, Tasks, Transaction, User, UserId, Users,
+use domain::ports::{
+    InsertMemberError, InsertUserError, MemberDetails, MemberQuery, ProjectQuery, UserQuery,
 };
+use domain::{
+    Audit, AuditEntry, AuditId, AuditQuery, Email, EntityType, Member, PortError, Project,
+    ProjectId, ProjectRole, Projects, Store, Task, TaskId, TaskQuery, Tasks, Transaction, User,
+    UserId, Users,
+};
+use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
+
+const WHAT: &str = "memory store";
 
 /// Committed data.
 #[derive(Debug, Default, Clone)]
 struct State {
-    users: HashMap<UserId, User>,
+    /// By id: the order admins list them in.
+    users: BTreeMap<UserId, User>,
     users_by_email: HashMap<Email, UserId>,
-    /// Tasks by owner: every task is reached through its owner.
-    tasks: HashMap<UserId, BTreeMap<TaskId, Task>>,
     /// Addresses inserted by transactions still open: taken, as a unique
     /// index entry is in PostgreSQL.
     reserved_emails: HashSet<Email>,
+    tasks: HashMap<TaskId, Task>,
+    /// Each project's tasks.
+    tasks_by_project: HashMap<ProjectId, BTreeSet<TaskId>>,
     projects: HashMap<ProjectId, Project>,
     /// Members by project, then user.
     members: HashMap<ProjectId, BTreeMap<UserId, Member>>,
+    /// The projects each user is a member of.
+    memberships: HashMap<UserId, BTreeSet<ProjectId>>,
     /// Memberships inserted by transactions still open (the primary key's
     /// entry, as for e-mails).
     reserved_members: HashSet<(ProjectId, UserId)>,
+    /// Shared with the copies a transaction's reads work on, until one of
+    /// them records an entry: the trail only grows, and copying it for
+    /// every such read would cost the most.
+    audit: Arc<AuditLog>,
+}
+
+/// Where an entry stands in the trail's order (newest first: descending).
+type AuditKey = (OffsetDateTime, AuditId);
+
+#[derive(Debug, Default, Clone)]
+struct AuditLog {
+    entries: HashMap<AuditId, AuditEntry>,
+    by_project: HashMap<ProjectId, BTreeSet<AuditKey>>,
+    by_entity: HashMap<(EntityType, uuid::Uuid), BTreeSet<AuditKey>>,
+}
+
+impl AuditLog {
+    fn insert(&mut self, entry: AuditEntry) {
+        if self.entries.contains_key(&entry.id) {
+            return;
+        }
+        let key = (entry.at, entry.id);
+        if let Some(project) = entry.project_id {
+            self.by_project.entry(project).or_default().insert(key);
+        }
+        self.by_entity
+            .entry((entry.entity_type, entry.entity_id))
+            .or_default()
+            .insert(key);
+        self.entries.insert(entry.id, entry);
+    }
+
+    /// Up to `query.limit + 1` of the entries at `keys`, newest first,
+    /// strictly after the cursor.
+    fn page(&self, keys: Option<&BTreeSet<AuditKey>>, query: &AuditQuery) -> Vec<AuditEntry> {
+        let Some(keys) = keys else {
+            return Vec::new();
+        };
+        let older: Box<dyn DoubleEndedIterator<Item = &AuditKey>> = match query.after {
+            Some(after) => Box::new(keys.range(..after)),
+            None => Box::new(keys.iter()),
+        };
+        older
+            .rev()
+            .take(query.limit as usize + 1)
+            .filter_map(|(_, id)| self.entries.get(id).cloned())
+            .collect()
+    }
+}
+
+/// `user` with what `update_user` stores taken from `from`.
+fn with_admin_fields(mut user: User, from: &User) -> User {
+    user.name = from.name.clone();
+    user.role = from.role;
+    user.disabled = from.disabled;
+    user
 }
 
 impl State {
@@ -38,15 +105,53 @@ impl State {
         self.users_by_email.contains_key(email) || self.reserved_emails.contains(email)
     }
 
-    fn user_by_email(&self, email: &Email) -> Option<User> {
-        self.users_by_email
-            .get(email)
-            .and_then(|id| self.users.get(id))
-            .cloned()
+    /// Stores `task` over the one with its id, moving it between projects'
+    /// indexes when its project changed.
+    fn put_task(&mut self, task: Task) {
+        if let Some(old) = self.tasks.get(&task.id)
+            && old.project_id != task.project_id
+            && let Some(ids) = self.tasks_by_project.get_mut(&old.project_id)
+        {
+            ids.remove(&task.id);
+        }
+        self.tasks_by_project
+            .entry(task.project_id)
+            .or_default()
+            .insert(task.id);
+        self.tasks.insert(task.id, task);
     }
 
-    fn task(&self, owner: UserId, id: TaskId) -> Option<&Task> {
-        self.tasks.get(&owner).and_then(|tasks| tasks.get(&id))
+    fn remove_task(&mut self, id: TaskId) {
+        if let Some(task) = self.tasks.remove(&id)
+            && let Some(ids) = self.tasks_by_project.get_mut(&task.project_id)
+        {
+            ids.remove(&id);
+        }
+    }
+
+    fn remove_member(&mut self, project: ProjectId, user: UserId) {
+        if let Some(members) = self.members.get_mut(&project) {
+            members.remove(&user);
+        }
+        if let Some(projects) = self.memberships.get_mut(&user) {
+            projects.remove(&project);
+        }
+    }
+
+    /// The tasks `member` may list under `query`'s project filter.
+    fn tasks_of_member<'a>(
+        &'a self,
+        member: UserId,
+        only: Option<ProjectId>,
+    ) -> impl Iterator<Item = &'a Task> + 'a {
+        self.memberships
+            .get(&member)
+            .into_iter()
+            .flatten()
+            .filter(move |project| only.is_none_or(|only| **project == only))
+            .filter_map(|project| self.tasks_by_project.get(project))
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
     }
 
     fn apply(&mut self, write: Write) {
@@ -56,40 +161,63 @@ impl State {
                 self.users_by_email.insert(user.email.clone(), user.id);
                 self.users.insert(user.id, user);
             }
-            Write::PutTask(task) => {
-                self.tasks
-                    .entry(task.owner_id)
-                    .or_default()
-                    .insert(task.id, task);
-            }
-            Write::DeleteTask(owner, id) => {
-                if let Some(tasks) = self.tasks.get_mut(&owner) {
-                    tasks.remove(&id);
+            Write::UpdateUser(user) => {
+                if let Some(stored) = self.users.remove(&user.id) {
+                    self.users.insert(user.id, with_admin_fields(stored, &user));
                 }
             }
+            // A task only lives in a project that is there (a foreign key,
+            // in PostgreSQL); an update only changes a task that is there.
+            Write::InsertTask(task) => {
+                if self.projects.contains_key(&task.project_id) {
+                    self.put_task(task);
+                }
+            }
+            Write::UpdateTask(task) => {
+                if self.tasks.contains_key(&task.id) && self.projects.contains_key(&task.project_id)
+                {
+                    self.put_task(task);
+                }
+            }
+            Write::DeleteTask(id) => self.remove_task(id),
             Write::PutProject(project) => {
                 self.projects.insert(project.id, project);
             }
             Write::DeleteProject(id) => {
                 self.projects.remove(&id);
-                self.members.remove(&id);
+                for user in self
+                    .members
+                    .remove(&id)
+                    .into_iter()
+                    .flat_map(|m| m.into_keys())
+                {
+                    self.remove_member(id, user);
+                }
+                for task in self.tasks_by_project.remove(&id).into_iter().flatten() {
+                    self.tasks.remove(&task);
+                }
             }
             Write::PutMember(member) => {
                 self.reserved_members
                     .remove(&(member.project_id, member.user_id));
-                // A membership only lives with its project (a foreign key,
-                // in PostgreSQL).
+                // A membership only lives with its project.
                 if !self.projects.contains_key(&member.project_id) {
                     return;
                 }
+                self.memberships
+                    .entry(member.user_id)
+                    .or_default()
+                    .insert(member.project_id);
                 self.members
                     .entry(member.project_id)
                     .or_default()
                     .insert(member.user_id, member);
             }
-            Write::DeleteMember(project, user) => {
-                if let Some(members) = self.members.get_mut(&project) {
-                    members.remove(&user);
+            Write::DeleteMember(project, user) => self.remove_member(project, user),
+            Write::Record(entries) => {
+                let audit = Arc::make_mut(&mut self.audit);
+                for entry in entries {
+                    audit.insert(entry);
                 }
             }
         }
@@ -121,27 +249,32 @@ fn list<'a>(tasks: impl Iterator<Item = &'a Task>, query: &TaskQuery) -> Vec<Tas
 #[derive(Debug, Clone)]
 enum Write {
     InsertUser(User),
-    /// Inserts the task, or replaces the one with its id.
-    PutTask(Task),
-    DeleteTask(UserId, TaskId),
+    /// Stores the user's name, role and disabled flag.
+    UpdateUser(User),
+    InsertTask(Task),
+    /// Replaces the task with its id, in whichever project it names.
+    UpdateTask(Task),
+    DeleteTask(TaskId),
     /// Inserts the project, or replaces the one with its id.
     PutProject(Project),
-    /// Deletes the project and its memberships.
+    /// Deletes the project, its memberships and its tasks.
     DeleteProject(ProjectId),
     /// Inserts the membership, or replaces the one of its project and user.
     PutMember(Member),
     DeleteMember(ProjectId, UserId),
+    Record(Vec<AuditEntry>),
 }
 
 /// What a row lock is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Row {
+    User(UserId),
     Task(TaskId),
     Project(ProjectId),
     Member(ProjectId, UserId),
 }
 
-/// The row locks: one mutex per task some transaction has locked or waits
+/// The row locks: one mutex per row some transaction has locked or waits
 /// for, dropped from the map when nobody holds or wants it any more.
 type RowLock = Arc<tokio::sync::Mutex<()>>;
 
@@ -218,7 +351,8 @@ impl Shared {
     }
 }
 
-/// Users and tasks in memory, shared by every clone.
+/// Users, projects, tasks and the audit trail in memory, shared by every
+/// clone.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
@@ -293,19 +427,10 @@ impl Tx {
         self.rows.iter().any(|(held, _)| *held == id)
     }
 
-    /// The task as this transaction's own writes left it: `None` when they
-    /// do not touch it, `Some(None)` when they deleted it.
-    fn own_task(&self, owner: UserId, id: TaskId) -> Option<Option<&Task>> {
+    /// The id of the user this transaction inserted with `email`.
+    fn own_user_with(&self, email: &Email) -> Option<UserId> {
         self.writes.iter().rev().find_map(|write| match write {
-            Write::PutTask(task) if task.id == id && task.owner_id == owner => Some(Some(task)),
-            Write::DeleteTask(o, i) if *o == owner && *i == id => Some(None),
-            _ => None,
-        })
-    }
-
-    fn own_user(&self, matches: impl Fn(&User) -> bool) -> Option<&User> {
-        self.writes.iter().rev().find_map(|write| match write {
-            Write::InsertUser(user) if matches(user) => Some(user),
+            Write::InsertUser(user) if user.email == *email => Some(user.id),
             _ => None,
         })
     }
@@ -328,16 +453,49 @@ impl Tx {
             _ => None,
         })
     }
+
+    /// Whether this transaction recorded an entry with this id.
+    fn recorded(&self, id: AuditId) -> bool {
+        self.writes.iter().any(|write| match write {
+            Write::Record(entries) => entries.iter().any(|e| e.id == id),
+            _ => false,
+        })
+    }
 }
 
 impl MemoryHandle {
-    /// The task as this handle sees it: its transaction's own writes over
-    /// the committed data.
-    fn visible_task(&self, owner: UserId, id: TaskId) -> Option<Task> {
-        if let Some(own) = self.tx.as_ref().and_then(|tx| tx.own_task(owner, id)) {
-            return own.cloned();
-        }
-        self.shared.state().task(owner, id).cloned()
+    /// The user as this handle sees it: its transaction's own writes over
+    /// the committed row.
+    fn visible_user(&self, id: UserId) -> Option<User> {
+        let committed = self.shared.state().users.get(&id).cloned();
+        let Some(tx) = &self.tx else {
+            return committed;
+        };
+        tx.writes.iter().fold(committed, |user, write| match write {
+            Write::InsertUser(inserted) if inserted.id == id => Some(inserted.clone()),
+            Write::UpdateUser(updated) if updated.id == id => {
+                user.map(|user| with_admin_fields(user, updated))
+            }
+            _ => user,
+        })
+    }
+
+    /// The task as this handle sees it.
+    fn visible_task(&self, id: TaskId) -> Option<Task> {
+        let committed = self.shared.state().tasks.get(&id).cloned();
+        let Some(tx) = &self.tx else {
+            return committed;
+        };
+        tx.writes.iter().fold(committed, |task, write| match write {
+            Write::InsertTask(put) | Write::UpdateTask(put) if put.id == id => Some(put.clone()),
+            Write::DeleteTask(deleted) if *deleted == id => None,
+            Write::DeleteProject(project)
+                if task.as_ref().is_some_and(|t| t.project_id == *project) =>
+            {
+                None
+            }
+            _ => task,
+        })
     }
 
     fn visible_project(&self, id: ProjectId) -> Option<Project> {
@@ -357,8 +515,8 @@ impl MemoryHandle {
 
     /// The data as this handle sees it, for the reads that scan it: the
     /// committed data, or (in a transaction that wrote) a copy with its
-    /// writes applied. No use case scans inside a writing transaction, so
-    /// the copy costs only there.
+    /// writes applied. Use cases scan little after writing, so the copy
+    /// costs only there.
     fn view<T>(&self, read: impl FnOnce(&State) -> T) -> T {
         let state = self.shared.state();
         match &self.tx {
@@ -390,6 +548,21 @@ impl MemoryHandle {
                 held: Some((id, guard)),
             }),
         })
+    }
+
+    /// Locks the project as a foreign key to it does (waiting for a
+    /// transaction that deletes it) and checks it is there. PostgreSQL's
+    /// lock for a reference is shared; this one is not, so writers into
+    /// one project queue here: slower, never wrong.
+    async fn lock_existing_project(
+        &mut self,
+        id: ProjectId,
+    ) -> Result<Option<CallLock>, PortError> {
+        let lock = self.lock_row(Row::Project(id)).await?;
+        if self.visible_project(id).is_none() {
+            return Err(PortError::unexpected(WHAT, format!("no project {id}")));
+        }
+        Ok(lock)
     }
 
     /// Stages `write` in the transaction, or applies it at once.
@@ -471,72 +644,136 @@ impl Users for MemoryHandle {
     }
 
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, PortError> {
-        let own = self
+        // Addresses never change, so the id is found where the user was
+        // inserted.
+        let id = self
             .tx
             .as_ref()
-            .and_then(|tx| tx.own_user(|u| u.email == *email));
-        Ok(own
-            .cloned()
-            .or_else(|| self.shared.state().user_by_email(email)))
+            .and_then(|tx| tx.own_user_with(email))
+            .or_else(|| self.shared.state().users_by_email.get(email).copied());
+        Ok(id.and_then(|id| self.visible_user(id)))
     }
 
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>, PortError> {
-        let own = self.tx.as_ref().and_then(|tx| tx.own_user(|u| u.id == id));
-        Ok(own
-            .cloned()
-            .or_else(|| self.shared.state().users.get(&id).cloned()))
+        Ok(self.visible_user(id))
+    }
+
+    async fn user_for_update(&mut self, id: UserId) -> Result<Option<User>, PortError> {
+        let _until_the_call_ends = self.lock_row(Row::User(id)).await?;
+        Ok(self.visible_user(id))
+    }
+
+    async fn update_user(&mut self, user: &User) -> Result<bool, PortError> {
+        let _until_the_write_is_done = self.lock_row(Row::User(user.id)).await?;
+        if self.visible_user(user.id).is_none() {
+            return Ok(false);
+        }
+        self.write(Write::UpdateUser(user.clone()));
+        Ok(true)
+    }
+
+    async fn list_users(&mut self, query: &UserQuery) -> Result<Vec<User>, PortError> {
+        // `q` is plain text (`%`, `_` and `\` included), found anywhere in
+        // the e-mail or the name, both lower-cased.
+        let q = query.q.as_ref().map(|q| q.to_lowercase());
+        let matches = |user: &User| {
+            q.as_ref().is_none_or(|q| {
+                user.email.as_str().to_lowercase().contains(q)
+                    || user.name.as_str().to_lowercase().contains(q)
+            })
+        };
+        Ok(self.view(|state| {
+            let after = match query.after {
+                Some(after) => std::ops::Bound::Excluded(after),
+                None => std::ops::Bound::Unbounded,
+            };
+            state
+                .users
+                .range((after, std::ops::Bound::Unbounded))
+                .map(|(_, user)| user)
+                .filter(|user| matches(user))
+                .take(query.limit as usize + 1)
+                .cloned()
+                .collect()
+        }))
     }
 }
 
 impl Tasks for MemoryHandle {
     async fn insert_task(&mut self, task: &Task) -> Result<(), PortError> {
-        self.write(Write::PutTask(task.clone()));
+        let _until_the_write_is_done = self.lock_existing_project(task.project_id).await?;
+        self.write(Write::InsertTask(task.clone()));
         Ok(())
     }
 
-    async fn task(&mut self, owner: UserId, id: TaskId) -> Result<Option<Task>, PortError> {
-        Ok(self.visible_task(owner, id))
+    async fn task(&mut self, id: TaskId) -> Result<Option<Task>, PortError> {
+        Ok(self.visible_task(id))
     }
 
-    async fn task_for_update(
-        &mut self,
-        owner: UserId,
-        id: TaskId,
-    ) -> Result<Option<Task>, PortError> {
+    async fn task_for_update(&mut self, id: TaskId) -> Result<Option<Task>, PortError> {
         let _until_the_call_ends = self.lock_row(Row::Task(id)).await?;
         // Read once the lock is ours: whatever its last holder committed.
-        Ok(self.visible_task(owner, id))
+        Ok(self.visible_task(id))
     }
 
     async fn update_task(&mut self, task: &Task) -> Result<bool, PortError> {
         let _until_the_write_is_done = self.lock_row(Row::Task(task.id)).await?;
-        if self.visible_task(task.owner_id, task.id).is_none() {
+        let Some(current) = self.visible_task(task.id) else {
             return Ok(false);
-        }
-        self.write(Write::PutTask(task.clone()));
+        };
+        let _moved_into = if current.project_id == task.project_id {
+            None
+        } else {
+            self.lock_existing_project(task.project_id).await?
+        };
+        self.write(Write::UpdateTask(task.clone()));
         Ok(true)
     }
 
-    async fn delete_task(&mut self, owner: UserId, id: TaskId) -> Result<bool, PortError> {
+    async fn delete_task(&mut self, id: TaskId) -> Result<bool, PortError> {
         let _until_the_write_is_done = self.lock_row(Row::Task(id)).await?;
-        if self.visible_task(owner, id).is_none() {
+        if self.visible_task(id).is_none() {
             return Ok(false);
         }
-        self.write(Write::DeleteTask(owner, id));
+        self.write(Write::DeleteTask(id));
         Ok(true)
+    }
+
+    async fn assigned_tasks_for_update(
+        &mut self,
+        project: ProjectId,
+        user: UserId,
+    ) -> Result<Vec<Task>, PortError> {
+        let is_assigned =
+            |task: &Task| task.project_id == project && task.assignee_id == Some(user);
+        let ids: Vec<TaskId> = self.view(|state| {
+            state
+                .tasks_by_project
+                .get(&project)
+                .into_iter()
+                .flatten()
+                .filter(|id| state.tasks.get(id).is_some_and(is_assigned))
+                .copied()
+                .collect()
+        });
+        // In id order (the set's), as PostgreSQL's ORDER BY id FOR UPDATE
+        // locks them; a task changed meanwhile is read as it is now, and
+        // left out if it no longer qualifies.
+        let mut locks = Vec::with_capacity(ids.len());
+        let mut tasks = Vec::with_capacity(ids.len());
+        for id in ids {
+            locks.push(self.lock_row(Row::Task(id)).await?);
+            tasks.extend(self.visible_task(id).filter(is_assigned));
+        }
+        Ok(tasks)
     }
 
     async fn list_tasks(
         &mut self,
-        owner: UserId,
+        member: UserId,
         query: &TaskQuery,
     ) -> Result<Vec<Task>, PortError> {
-        Ok(self.view(|state| {
-            state
-                .tasks
-                .get(&owner)
-                .map_or_else(Vec::new, |tasks| list(tasks.values(), query))
-        }))
+        Ok(self.view(|state| list(state.tasks_of_member(member, query.project_id), query)))
     }
 }
 
@@ -569,6 +806,22 @@ impl Projects for MemoryHandle {
         if self.visible_project(id).is_none() {
             return Ok(false);
         }
+        // Its tasks go with it, locked first as PostgreSQL's cascade locks
+        // them: a transaction changing one finishes before. No task enters
+        // the project meanwhile (that takes the project's lock, held here).
+        let tasks: Vec<TaskId> = self.view(|state| {
+            state
+                .tasks_by_project
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect()
+        });
+        let mut locks = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            locks.push(self.lock_row(Row::Task(task)).await?);
+        }
         self.write(Write::DeleteProject(id));
         Ok(true)
     }
@@ -577,13 +830,7 @@ impl Projects for MemoryHandle {
         let key = (member.project_id, member.user_id);
         // As a foreign key does: waits for a transaction deleting the
         // project, and refuses a project that is not there.
-        let _until_the_write_is_done = self.lock_row(Row::Project(key.0)).await?;
-        if self.visible_project(key.0).is_none() {
-            return Err(InsertMemberError::Port(PortError::unexpected(
-                "memory store",
-                format!("no project {}", key.0),
-            )));
-        }
+        let _until_the_write_is_done = self.lock_existing_project(key.0).await?;
         if self.visible_member(key.0, key.1).is_some() {
             return Err(InsertMemberError::AlreadyMember);
         }
@@ -653,12 +900,12 @@ impl Projects for MemoryHandle {
         &mut self,
         project: ProjectId,
         query: &MemberQuery,
-    ) -> Result<Vec<Member>, PortError> {
+    ) -> Result<Vec<MemberDetails>, PortError> {
         Ok(self.view(|state| {
-            let mut members: Vec<Member> = state
+            let mut members: Vec<&Member> = state
                 .members
                 .get(&project)
-                .map(|members| members.values().cloned().collect())
+                .map(|members| members.values().collect())
                 .unwrap_or_default();
             members.sort_by_key(|m| (m.joined_at, m.user_id));
             members
@@ -667,6 +914,16 @@ impl Projects for MemoryHandle {
                     query
                         .after
                         .is_none_or(|after| (m.joined_at, m.user_id) > after)
+                })
+                // Joined with the users, as an inner join (every member is
+                // a user, by a foreign key in PostgreSQL).
+                .filter_map(|m| {
+                    let user = state.users.get(&m.user_id)?;
+                    Some(MemberDetails {
+                        member: m.clone(),
+                        email: user.email.clone(),
+                        name: user.name.clone(),
+                    })
                 })
                 .take(query.limit as usize + 1)
                 .collect()
@@ -679,14 +936,16 @@ impl Projects for MemoryHandle {
         query: &ProjectQuery,
     ) -> Result<Vec<(Project, ProjectRole)>, PortError> {
         Ok(self.view(|state| {
-            let mut mine: Vec<(String, Project, ProjectRole)> = state
-                .members
-                .iter()
-                .filter_map(|(project, members)| Some((project, members.get(&user)?.role)))
-                .filter_map(|(project, role)| {
-                    let project = state.projects.get(project)?;
+            let mut mine: Vec<(String, &Project, ProjectRole)> = state
+                .memberships
+                .get(&user)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| {
+                    let project = state.projects.get(id)?;
+                    let role = state.members.get(id)?.get(&user)?.role;
                     (project.archived == query.archived)
-                        .then(|| (project.sort_key(), project.clone(), role))
+                        .then(|| (project.sort_key(), project, role))
                 })
                 .collect();
             mine.sort_by(|a, b| (&a.0, a.1.id).cmp(&(&b.0, b.1.id)));
@@ -697,7 +956,7 @@ impl Projects for MemoryHandle {
                     })
                 })
                 .take(query.limit as usize + 1)
-                .map(|(_, project, role)| (project, role))
+                .map(|(_, project, role)| (project.clone(), role))
                 .collect()
         }))
     }
@@ -713,19 +972,61 @@ impl Projects for MemoryHandle {
     }
 }
 
+impl Audit for MemoryHandle {
+    async fn record(&mut self, entries: &[AuditEntry]) -> Result<(), PortError> {
+        // An id is recorded once, as a primary key allows.
+        let mut ids = HashSet::new();
+        let state_has = |id: AuditId| self.shared.state().audit.entries.contains_key(&id);
+        for entry in entries {
+            let own = self.tx.as_ref().is_some_and(|tx| tx.recorded(entry.id));
+            if !ids.insert(entry.id) || own || state_has(entry.id) {
+                return Err(PortError::unexpected(
+                    WHAT,
+                    format!("audit entry {} recorded twice", entry.id),
+                ));
+            }
+        }
+        self.write(Write::Record(entries.to_vec()));
+        Ok(())
+    }
+
+    async fn activity(
+        &mut self,
+        project: ProjectId,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>, PortError> {
+        Ok(self.view(|state| {
+            state
+                .audit
+                .page(state.audit.by_project.get(&project), query)
+        }))
+    }
+
+    async fn history(
+        &mut self,
+        entity_type: EntityType,
+        entity_id: uuid::Uuid,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>, PortError> {
+        Ok(self.view(|state| {
+            let keys = state.audit.by_entity.get(&(entity_type, entity_id));
+            state.audit.page(keys, query)
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use domain::{NewTask, PortError, Store, Task, Tasks, UserId};
-    use time::OffsetDateTime;
 
     use super::*;
 
-    fn task(owner: UserId, title: &str) -> Task {
+    fn task(project: ProjectId, owner: UserId, title: &str) -> Task {
         let input = NewTask {
             title: title.to_owned(),
             ..NewTask::default()
         };
-        Task::create(owner, input, OffsetDateTime::now_utc()).expect("valid")
+        Task::create(project, owner, input, OffsetDateTime::now_utc()).expect("valid")
     }
 
     /// Two transactions that each hold a row the other wants end with an
@@ -736,20 +1037,22 @@ mod tests {
     async fn transactions_locking_in_opposite_orders_fail_instead_of_hanging() {
         let store = MemoryStore::with_lock_timeout(Duration::from_millis(200));
         let owner = UserId::generate();
-        let (first, second) = (task(owner, "First"), task(owner, "Second"));
+        let project =
+            Project::create(owner, "Crossed", None, OffsetDateTime::now_utc()).expect("valid");
+        let (first, second) = (
+            task(project.id, owner, "First"),
+            task(project.id, owner, "Second"),
+        );
         let mut conn = store.connection().await.expect("connection");
+        conn.insert_project(&project).await.expect("insert");
         conn.insert_task(&first).await.expect("insert");
         conn.insert_task(&second).await.expect("insert");
         let mut a = store.begin().await.expect("begin");
         let mut b = store.begin().await.expect("begin");
-        a.task_for_update(owner, first.id).await.expect("lock");
-        b.task_for_update(owner, second.id).await.expect("lock");
-        let crossed = async {
-            tokio::join!(
-                a.task_for_update(owner, second.id),
-                b.task_for_update(owner, first.id)
-            )
-        };
+        a.task_for_update(first.id).await.expect("lock");
+        b.task_for_update(second.id).await.expect("lock");
+        let crossed =
+            async { tokio::join!(a.task_for_update(second.id), b.task_for_update(first.id)) };
         let (for_a, for_b) = tokio::time::timeout(Duration::from_secs(10), crossed)
             .await
             .expect("the waits end");

@@ -5,7 +5,10 @@
 //! domain types. Every failure becomes a `PortError`: unreachable database,
 //! exhausted pool or statement timeout `Unavailable`, the rest `Unexpected`.
 
+mod audit;
 mod error;
+#[cfg(test)]
+mod explain;
 mod migrate;
 mod project;
 mod rows;

@@ -87,19 +87,34 @@ mod tests {
     use super::*;
     use crate::testing::TestDatabase;
 
-    /// The version of the migration that introduced projects, as diesel
-    /// writes it (`2026-11-22-000003_…` without its dashes and name).
+    /// Migration versions as diesel writes them (`2026-11-22-000003_…`
+    /// without its dashes and name).
     const PROJECTS: &str = "20261122000003";
+    const TASKS_IN_PROJECTS: &str = "20261122000004";
+    const AUDIT: &str = "20261122000005";
 
-    /// Reverts migrations, newest first, up to and including the projects
-    /// migration.
-    fn revert_through_projects(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) {
+    type Conn = AsyncConnectionWrapper<AsyncPgConnection>;
+
+    /// Reverts migrations, newest first, up to and including `version`.
+    fn revert_through(conn: &mut Conn, version: &str) {
         loop {
             let reverted = conn.revert_last_migration(MIGRATIONS).expect("revert");
-            if reverted.to_string() == PROJECTS {
+            if reverted.to_string() == version {
                 return;
             }
         }
+    }
+
+    /// Applies the next pending migration, which must be `version`.
+    fn apply(conn: &mut Conn, version: &str) {
+        let applied = conn.run_next_migration(MIGRATIONS).expect("migrate");
+        assert_eq!(applied.to_string(), version);
+    }
+
+    fn execute(conn: &mut Conn, sql: &str) {
+        diesel::sql_query(sql)
+            .execute(conn)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     #[derive(QueryableByName)]
@@ -108,7 +123,7 @@ mod tests {
         n: i64,
     }
 
-    fn count(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>, sql: &str) -> i64 {
+    fn count(conn: &mut Conn, sql: &str) -> i64 {
         diesel::sql_query(sql)
             .get_result::<Count>(conn)
             .expect("count")
@@ -123,7 +138,7 @@ mod tests {
         let url = db.url.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = connect(&url).expect("connect");
-            revert_through_projects(&mut conn);
+            revert_through(&mut conn, PROJECTS);
             for email in ["old1@example.com", "old2@example.com"] {
                 diesel::sql_query(
                     "INSERT INTO users (id, email, name, role, password_hash, created_at) \
@@ -140,12 +155,151 @@ mod tests {
                      AND m.role = 'owner'";
             assert_eq!(count(&mut conn, inboxes), 2, "each user owns one Inbox");
             assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM projects"), 2);
-            revert_through_projects(&mut conn);
+            revert_through(&mut conn, PROJECTS);
             let tables = "SELECT count(*) AS n FROM pg_tables WHERE tablename LIKE 'project%'";
             assert_eq!(count(&mut conn, tables), 0, "reverted");
             conn.run_pending_migrations(MIGRATIONS)
                 .expect("apply again");
             assert_eq!(count(&mut conn, inboxes), 2);
+        })
+        .await
+        .expect("the blocking test");
+    }
+
+    /// A task, by its user's e-mail address and its title.
+    #[derive(QueryableByName, Debug, PartialEq, Eq)]
+    struct Placed {
+        #[diesel(sql_type = Text)]
+        email: String,
+        #[diesel(sql_type = Text)]
+        title: String,
+    }
+
+    /// Tasks of `sql`'s users by e-mail address and title, sorted.
+    fn placed(conn: &mut Conn, sql: &str) -> Vec<Placed> {
+        diesel::sql_query(format!("{sql} ORDER BY 1, 2"))
+            .load(conn)
+            .expect("query")
+    }
+
+    /// Migration 4 moves every task into its owner's Inbox, created by its
+    /// owner and unassigned, making the Inbox of a user who registered
+    /// after migration 3 without one; reverted, each task belongs to its
+    /// creator again; and it applies again.
+    #[tokio::test]
+    async fn tasks_from_before_projects_move_into_their_owners_inbox_and_the_migration_reverts() {
+        let db = TestDatabase::create().await;
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&url).expect("connect");
+            revert_through(&mut conn, PROJECTS);
+            // Ada registered before projects (migration 3 makes her Inbox),
+            // Bob after, by an instance that made none.
+            let user = |email: &str| {
+                format!(
+                    "INSERT INTO users (id, email, name, role, password_hash, created_at) \
+                     VALUES (gen_random_uuid(), '{email}', 'Old', 'user', 'x', now())"
+                )
+            };
+            let task = |email: &str, title: &str| {
+                format!(
+                    "INSERT INTO tasks (id, owner_id, title, status, priority, created_at, \
+                                        updated_at, version) \
+                     SELECT gen_random_uuid(), id, '{title}', 'todo', 1, now(), now(), 1 \
+                     FROM users WHERE email = '{email}'"
+                )
+            };
+            execute(&mut conn, &user("ada@example.com"));
+            execute(&mut conn, &task("ada@example.com", "a1"));
+            execute(&mut conn, &task("ada@example.com", "a2"));
+            apply(&mut conn, PROJECTS);
+            execute(&mut conn, &user("bob@example.com"));
+            execute(&mut conn, &task("bob@example.com", "b1"));
+            execute(&mut conn, &task("ada@example.com", "a3"));
+            apply(&mut conn, TASKS_IN_PROJECTS);
+            let expected = |pairs: &[(&str, &str)]| {
+                pairs
+                    .iter()
+                    .map(|(email, title)| Placed {
+                        email: (*email).to_owned(),
+                        title: (*title).to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let all = expected(&[
+                ("ada@example.com", "a1"),
+                ("ada@example.com", "a2"),
+                ("ada@example.com", "a3"),
+                ("bob@example.com", "b1"),
+            ]);
+            let in_inboxes = "SELECT u.email, t.title FROM tasks t \
+                 JOIN users u ON u.id = t.created_by \
+                 JOIN projects p ON p.id = t.project_id AND p.owner_id = u.id AND p.personal \
+                 JOIN project_members m ON m.project_id = p.id AND m.user_id = u.id \
+                     AND m.role = 'owner' \
+                 WHERE t.assignee_id IS NULL";
+            assert_eq!(
+                placed(&mut conn, in_inboxes),
+                all,
+                "in their creators' Inboxes"
+            );
+            let inboxes = "SELECT count(*) AS n FROM projects WHERE personal";
+            assert_eq!(count(&mut conn, inboxes), 2, "one Inbox each");
+            revert_through(&mut conn, TASKS_IN_PROJECTS);
+            let owned = "SELECT u.email, t.title FROM tasks t JOIN users u ON u.id = t.owner_id";
+            assert_eq!(
+                placed(&mut conn, owned),
+                all,
+                "owned by their creators again"
+            );
+            let columns = "SELECT count(*) AS n FROM information_schema.columns \
+                 WHERE table_name = 'tasks' \
+                   AND column_name IN ('project_id', 'created_by', 'assignee_id')";
+            assert_eq!(count(&mut conn, columns), 0, "reverted");
+            let indexes =
+                "SELECT count(*) AS n FROM pg_indexes WHERE indexname LIKE 'tasks_owner_%'";
+            assert_eq!(count(&mut conn, indexes), 4, "the owner indexes are back");
+            conn.run_pending_migrations(MIGRATIONS)
+                .expect("apply again");
+            assert_eq!(placed(&mut conn, in_inboxes), all);
+            assert_eq!(count(&mut conn, inboxes), 2, "no second Inbox");
+        })
+        .await
+        .expect("the blocking test");
+    }
+
+    /// Migration 5 leaves existing users enabled and adds the audit trail;
+    /// it reverts and applies again.
+    #[tokio::test]
+    async fn users_from_before_the_audit_trail_are_enabled_and_the_migration_reverts() {
+        let db = TestDatabase::create().await;
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&url).expect("connect");
+            revert_through(&mut conn, AUDIT);
+            execute(
+                &mut conn,
+                "INSERT INTO users (id, email, name, role, password_hash, created_at) \
+                 VALUES (gen_random_uuid(), 'old@example.com', 'Old', 'user', 'x', now())",
+            );
+            apply(&mut conn, AUDIT);
+            let enabled = "SELECT count(*) AS n FROM users WHERE NOT disabled";
+            assert_eq!(count(&mut conn, enabled), 1);
+            let entry = "INSERT INTO audit_entries \
+                 (id, at, actor_id, action, entity_type, entity_id, project_id, changes) \
+                 SELECT gen_random_uuid(), now(), id, 'user.disabled', 'user', id, NULL, \
+                        '{\"disabled\": {\"from\": false, \"to\": true}}' \
+                 FROM users";
+            execute(&mut conn, entry);
+            revert_through(&mut conn, AUDIT);
+            let gone = "SELECT count(*) AS n FROM information_schema.columns \
+                 WHERE (table_name = 'users' AND column_name = 'disabled') \
+                    OR table_name = 'audit_entries'";
+            assert_eq!(count(&mut conn, gone), 0, "reverted");
+            conn.run_pending_migrations(MIGRATIONS)
+                .expect("apply again");
+            assert_eq!(count(&mut conn, enabled), 1);
+            execute(&mut conn, entry);
         })
         .await
         .expect("the blocking test");

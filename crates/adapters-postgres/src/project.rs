@@ -1,18 +1,20 @@
 //! The projects aggregate on PostgreSQL: projects and their members.
 
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
-use domain::ports::{InsertMemberError, MemberQuery, ProjectQuery};
+use domain::ports::{InsertMemberError, MemberDetails, MemberQuery, ProjectQuery};
 use domain::{
-    Member, PortError, Project, ProjectDescription, ProjectId, ProjectName, ProjectRole, Projects,
-    UserId,
+    Email, Member, PortError, Project, ProjectDescription, ProjectId, ProjectName, ProjectRole,
+    Projects, UserId, UserName,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::from_diesel;
 use crate::rows::corrupt;
-use crate::schema::{project_members, projects};
+use crate::schema::{project_members, projects, users};
 use crate::store::{PgHandle, decode};
 
 #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
@@ -145,7 +147,8 @@ impl Projects for PgHandle {
     }
 
     async fn delete_project(&mut self, id: ProjectId) -> Result<bool, PortError> {
-        // Memberships go with it (ON DELETE CASCADE).
+        // Its memberships and tasks go with it (ON DELETE CASCADE); its audit
+        // entries stay (they have no foreign key to it).
         let deleted = diesel::delete(projects::table.find(id.0))
             .execute(self.conn())
             .await
@@ -208,26 +211,38 @@ impl Projects for PgHandle {
         &mut self,
         project: ProjectId,
         query: &MemberQuery,
-    ) -> Result<Vec<Member>, PortError> {
+    ) -> Result<Vec<MemberDetails>, PortError> {
+        // The page is one range of project_members_by_join; each member's
+        // user is one primary-key lookup.
         let mut q = project_members::table
+            .inner_join(users::table)
             .filter(project_members::project_id.eq(project.0))
-            .select(MemberRow::as_select())
+            .select((MemberRow::as_select(), users::email, users::name))
             .order((project_members::joined_at, project_members::user_id))
             .limit(i64::from(query.limit) + 1)
             .into_boxed();
         if let Some((joined_at, user)) = query.after {
-            // (joined_at, user_id) > ($1, $2): one range of
-            // project_members_by_join.
+            // A row-value comparison, which bounds the index range (an OR
+            // of the two cases would only filter it).
             q = q.filter(
-                project_members::joined_at
-                    .gt(joined_at)
-                    .or(project_members::joined_at
-                        .eq(joined_at)
-                        .and(project_members::user_id.gt(user.0))),
+                sql::<Bool>("(project_members.joined_at, project_members.user_id) > (")
+                    .bind::<Timestamptz, _>(joined_at)
+                    .sql(", ")
+                    .bind::<SqlUuid, _>(user.0)
+                    .sql(")"),
             );
         }
-        let rows: Vec<MemberRow> = q.load(self.conn()).await.map_err(from_diesel)?;
-        rows.into_iter().map(Member::try_from).collect()
+        let rows: Vec<(MemberRow, String, String)> =
+            q.load(self.conn()).await.map_err(from_diesel)?;
+        rows.into_iter()
+            .map(|(member, email, name)| {
+                Ok(MemberDetails {
+                    member: Member::try_from(member)?,
+                    email: Email::parse(&email).map_err(|e| corrupt("e-mail", e))?,
+                    name: UserName::parse(&name).map_err(|e| corrupt("name", e))?,
+                })
+            })
+            .collect()
     }
 
     async fn projects_of(

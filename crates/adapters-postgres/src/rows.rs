@@ -4,8 +4,8 @@
 
 use diesel::prelude::*;
 use domain::{
-    Email, PasswordHash, PortError, Priority, Role, Status, Task, TaskId, Title, User, UserId,
-    UserName,
+    Email, PasswordHash, PortError, Priority, ProjectId, Role, Status, Task, TaskId, Title, User,
+    UserId, UserName,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -22,13 +22,17 @@ pub(crate) struct UserRow {
     pub role: String,
     pub password_hash: String,
     pub created_at: OffsetDateTime,
+    pub disabled: bool,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
+/// `QueryableByName` too: the task lists are written in SQL (see `task.rs`).
+#[derive(Debug, Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = tasks, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
 pub(crate) struct TaskRow {
     pub id: Uuid,
-    pub owner_id: Uuid,
+    pub project_id: Uuid,
+    pub created_by: Uuid,
+    pub assignee_id: Option<Uuid>,
     pub title: String,
     pub description: Option<String>,
     pub status: String,
@@ -53,6 +57,7 @@ impl From<&User> for UserRow {
             role: u.role.as_str().to_owned(),
             password_hash: u.password_hash.as_str().to_owned(),
             created_at: u.created_at,
+            disabled: u.disabled,
         }
     }
 }
@@ -68,6 +73,7 @@ impl TryFrom<UserRow> for User {
             role: Role::parse(&row.role).ok_or_else(|| corrupt("role", &row.role))?,
             password_hash: PasswordHash::new(row.password_hash),
             created_at: row.created_at,
+            disabled: row.disabled,
         })
     }
 }
@@ -76,7 +82,9 @@ impl From<&Task> for TaskRow {
     fn from(t: &Task) -> Self {
         Self {
             id: t.id.0,
-            owner_id: t.owner_id.0,
+            project_id: t.project_id.0,
+            created_by: t.created_by.0,
+            assignee_id: t.assignee_id.map(|a| a.0),
             title: t.title.as_str().to_owned(),
             description: t.description.as_ref().map(|d| d.as_str().to_owned()),
             status: t.status.as_str().to_owned(),
@@ -101,7 +109,9 @@ impl TryFrom<TaskRow> for Task {
             .map_err(|e| corrupt("description", e))?;
         Ok(Task {
             id: TaskId(row.id),
-            owner_id: UserId(row.owner_id),
+            project_id: ProjectId(row.project_id),
+            created_by: UserId(row.created_by),
+            assignee_id: row.assignee_id.map(UserId),
             title: Title::parse(&row.title).map_err(|e| corrupt("title", e))?,
             description,
             status: Status::parse(&row.status).ok_or_else(|| corrupt("status", &row.status))?,

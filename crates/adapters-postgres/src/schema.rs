@@ -9,13 +9,16 @@ diesel::table! {
         role -> Text,
         password_hash -> Text,
         created_at -> Timestamptz,
+        disabled -> Bool,
     }
 }
 
 diesel::table! {
     tasks (id) {
         id -> Uuid,
-        owner_id -> Uuid,
+        project_id -> Uuid,
+        created_by -> Uuid,
+        assignee_id -> Nullable<Uuid>,
         title -> Text,
         description -> Nullable<Text>,
         status -> Text,
@@ -52,6 +55,27 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(tasks -> users (owner_id));
+diesel::table! {
+    audit_entries (id) {
+        id -> Uuid,
+        at -> Timestamptz,
+        actor_id -> Uuid,
+        action -> Text,
+        entity_type -> Text,
+        entity_id -> Uuid,
+        project_id -> Nullable<Uuid>,
+        changes -> Jsonb,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(tasks -> projects (project_id));
 diesel::joinable!(project_members -> projects (project_id));
-diesel::allow_tables_to_appear_in_same_query!(users, tasks, projects, project_members);
+diesel::joinable!(project_members -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    tasks,
+    projects,
+    project_members,
+    audit_entries
+);

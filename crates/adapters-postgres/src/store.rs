@@ -37,8 +37,8 @@ impl Default for PgOptions {
     }
 }
 
-/// Users and tasks in PostgreSQL, through a bb8 pool of diesel-async
-/// connections.
+/// Users, projects, tasks and the audit trail in PostgreSQL, through a bb8
+/// pool of diesel-async connections.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
@@ -240,7 +240,7 @@ mod tests {
 
     use diesel::sql_types::Text;
     use domain::ports::InsertUserError;
-    use domain::{Email, User, Users};
+    use domain::{Email, Projects, User, Users};
 
     use super::*;
     use crate::testing::TestDatabase;
@@ -323,36 +323,155 @@ mod tests {
                 .expect("read")
                 .is_some()
         );
-        let task = "INSERT INTO tasks (id, owner_id, title, status, priority, created_at, updated_at, completed_at, version)
-                    VALUES (gen_random_uuid(), '00000000-0000-7000-8000-000000000001'";
+        // Ada's Inbox; Bob is in no project.
+        conn.batch_execute(
+            "INSERT INTO users (id, email, name, role, password_hash, created_at)
+             VALUES ('00000000-0000-7000-8000-000000000002', 'bob@example.com', 'Bob', 'user', 'x', now());
+             INSERT INTO projects (id, name, name_key, archived, personal, owner_id, created_at, updated_at, version)
+             VALUES ('00000000-0000-7000-9000-000000000001', 'Inbox', 'inbox', false, true,
+                     '00000000-0000-7000-8000-000000000001', now(), now(), 1);
+             INSERT INTO project_members (project_id, user_id, role, joined_at)
+             VALUES ('00000000-0000-7000-9000-000000000001', '00000000-0000-7000-8000-000000000001', 'owner', now())",
+        )
+        .await
+        .expect("a project written by hand");
+        let task =
+            "INSERT INTO tasks (id, project_id, created_by, assignee_id, title, status, priority,
+                                       created_at, updated_at, completed_at, version)
+                    VALUES (gen_random_uuid(), ";
+        let inbox = "'00000000-0000-7000-9000-000000000001'";
+        let ada = "'00000000-0000-7000-8000-000000000001'";
+        let bob = "'00000000-0000-7000-8000-000000000002'";
+        let valid = "'T', 'todo', 1, now(), now(), NULL, 1)";
         for (case, values) in [
             (
                 "unknown status",
-                "'T', 'blocked', 1, now(), now(), NULL, 1)",
+                format!("{inbox}, {ada}, NULL, 'T', 'blocked', 1, now(), now(), NULL, 1)"),
             ),
-            ("unknown priority", "'T', 'todo', 7, now(), now(), NULL, 1)"),
-            ("blank title", "'', 'todo', 1, now(), now(), NULL, 1)"),
+            (
+                "unknown priority",
+                format!("{inbox}, {ada}, NULL, 'T', 'todo', 7, now(), now(), NULL, 1)"),
+            ),
+            (
+                "blank title",
+                format!("{inbox}, {ada}, NULL, '', 'todo', 1, now(), now(), NULL, 1)"),
+            ),
             (
                 "done without completedAt",
-                "'T', 'done', 1, now(), now(), NULL, 1)",
+                format!("{inbox}, {ada}, NULL, 'T', 'done', 1, now(), now(), NULL, 1)"),
             ),
             (
                 "completedAt while not done",
-                "'T', 'todo', 1, now(), now(), now(), 1)",
+                format!("{inbox}, {ada}, NULL, 'T', 'todo', 1, now(), now(), now(), 1)"),
             ),
-            ("version 0", "'T', 'todo', 1, now(), now(), NULL, 0)"),
-            ("missing title", "NULL, 'todo', 1, now(), now(), NULL, 1)"),
+            (
+                "version 0",
+                format!("{inbox}, {ada}, NULL, 'T', 'todo', 1, now(), now(), NULL, 0)"),
+            ),
+            (
+                "missing title",
+                format!("{inbox}, {ada}, NULL, NULL, 'todo', 1, now(), now(), NULL, 1)"),
+            ),
+            ("no project", format!("NULL, {ada}, NULL, {valid}")),
+            (
+                "an unknown project",
+                format!("gen_random_uuid(), {ada}, NULL, {valid}"),
+            ),
+            ("no creator", format!("{inbox}, NULL, NULL, {valid}")),
+            (
+                "an unknown creator",
+                format!("{inbox}, gen_random_uuid(), NULL, {valid}"),
+            ),
+            (
+                "an assignee who is no member",
+                format!("{inbox}, {ada}, {bob}, {valid}"),
+            ),
         ] {
-            let refused = conn.batch_execute(&format!("{task}, {values}")).await;
+            let refused = conn.batch_execute(&format!("{task}{values}")).await;
             assert!(refused.is_err(), "{case} is refused");
         }
-        let orphan = conn
-            .batch_execute(
-                "INSERT INTO tasks (id, owner_id, title, status, priority, created_at, updated_at, version)
-                 VALUES (gen_random_uuid(), gen_random_uuid(), 'T', 'todo', 1, now(), now(), 1)",
-            )
+        conn.batch_execute(&format!("{task}{inbox}, {bob}, {ada}, {valid}"))
+            .await
+            .expect("a member assigned; the creator need not be a member");
+        let leaving = conn
+            .batch_execute(&format!(
+                "DELETE FROM project_members WHERE project_id = {inbox} AND user_id = {ada}"
+            ))
             .await;
-        assert!(orphan.is_err(), "a task needs an existing owner");
+        assert!(leaving.is_err(), "a member with assigned tasks stays");
+    }
+
+    /// Deleting a project deletes its tasks (assigned ones included) and its
+    /// memberships in one statement, despite the assignee's foreign key to
+    /// the memberships; its audit entries stay.
+    #[tokio::test]
+    async fn a_deleted_projects_tasks_and_members_go_its_audit_trail_stays() {
+        let db = TestDatabase::create().await;
+        let mut conn = AsyncPgConnection::establish(&db.url)
+            .await
+            .expect("connect");
+        conn.batch_execute(
+            "INSERT INTO users (id, email, name, role, password_hash, created_at)
+             VALUES ('00000000-0000-7000-8000-000000000001', 'ada@example.com', 'Ada', 'user', 'x', now()),
+                    ('00000000-0000-7000-8000-000000000002', 'bob@example.com', 'Bob', 'user', 'x', now());
+             INSERT INTO projects (id, name, name_key, archived, personal, owner_id, created_at, updated_at, version)
+             VALUES ('00000000-0000-7000-9000-000000000001', 'Shared', 'shared', false, false,
+                     '00000000-0000-7000-8000-000000000001', now(), now(), 1),
+                    ('00000000-0000-7000-9000-000000000002', 'Kept', 'kept', false, false,
+                     '00000000-0000-7000-8000-000000000001', now(), now(), 1);
+             INSERT INTO project_members (project_id, user_id, role, joined_at)
+             SELECT p, u, CASE WHEN u = '00000000-0000-7000-8000-000000000001' THEN 'owner' ELSE 'member' END, now()
+             FROM unnest(ARRAY['00000000-0000-7000-9000-000000000001', '00000000-0000-7000-9000-000000000002']::uuid[]) p,
+                  unnest(ARRAY['00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-000000000002']::uuid[]) u;
+             INSERT INTO tasks (id, project_id, created_by, assignee_id, title, status, priority,
+                                created_at, updated_at, version)
+             SELECT gen_random_uuid(), p, '00000000-0000-7000-8000-000000000001', a, 'T', 'todo', 1, now(), now(), 1
+             FROM unnest(ARRAY['00000000-0000-7000-9000-000000000001', '00000000-0000-7000-9000-000000000002']::uuid[]) p,
+                  unnest(ARRAY['00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-000000000002', NULL]::uuid[]) a;
+             INSERT INTO audit_entries (id, at, actor_id, action, entity_type, entity_id, project_id, changes)
+             VALUES (gen_random_uuid(), now(), '00000000-0000-7000-8000-000000000001', 'project.created',
+                     'project', '00000000-0000-7000-9000-000000000001', '00000000-0000-7000-9000-000000000001', '{}')",
+        )
+        .await
+        .expect("two projects with members and assigned tasks");
+        let store = PgStore::new(&db.url, &PgOptions::default());
+        let mut handle = store.connection().await.expect("connection");
+        let shared = domain::ProjectId(
+            uuid::Uuid::parse_str("00000000-0000-7000-9000-000000000001").expect("uuid"),
+        );
+        assert!(handle.delete_project(shared).await.expect("delete"));
+        #[derive(diesel::QueryableByName)]
+        struct Left {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            tasks: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            members: i64,
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            entries: i64,
+        }
+        let left: Left = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM tasks WHERE project_id = $1) AS tasks,
+                    (SELECT count(*) FROM project_members WHERE project_id = $1) AS members,
+                    (SELECT count(*) FROM audit_entries WHERE project_id = $1) AS entries",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(shared.0)
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+        assert_eq!((left.tasks, left.members, left.entries), (0, 0, 1));
+        let kept: Left = diesel::sql_query(
+            "SELECT (SELECT count(*) FROM tasks) AS tasks,
+                    (SELECT count(*) FROM project_members) AS members,
+                    (SELECT count(*) FROM audit_entries) AS entries",
+        )
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+        assert_eq!(
+            (kept.tasks, kept.members, kept.entries),
+            (3, 2, 1),
+            "the other project's"
+        );
     }
 
     #[tokio::test]

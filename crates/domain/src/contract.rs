@@ -6,8 +6,9 @@
 //! crate instantiates them all with [`store_contract!`] (given a future of
 //! `(store, guard)`, the guard kept alive for the test) or
 //! [`session_store_contract!`] (given a future of the session store), one
-//! `#[tokio::test]` each. Checks create their
-//! own users with random e-mails, so they may share one database.
+//! `#[tokio::test]` each. Checks create their own users (random e-mails),
+//! projects and tasks, and look only at those, so they may share one
+//! database.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +16,12 @@ use std::task::Poll;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::audit::{AuditAction, AuditEntry, AuditId, AuditQuery, Changes, EntityType, RequestId};
 use crate::auth::{Session, SessionId, TokenHash};
-use crate::ports::{InsertUserError, SessionStore, Store, Tasks, Transaction, Users};
+use crate::ports::{
+    Audit, InsertUserError, Projects, SessionStore, Store, Tasks, Transaction, Users,
+};
+use crate::project::{Member, Project, ProjectId, ProjectRole};
 use crate::task::{
     Cursor, Description, NewTask, Priority, SortKey, Status, Task, TaskId, TaskPatch, TaskQuery,
     TaskSort, Title, truncate_to_micros,
@@ -30,14 +35,27 @@ macro_rules! store_contract {
         $crate::store_contract!(@tests $make;
             user_round_trip, duplicate_email_is_refused, missing_rows_are_none,
             task_round_trip, accepted_text_round_trips_exactly, due_dates_read_back_in_utc,
-            tasks_are_reached_only_through_their_owner, update_and_delete,
+            update_and_delete,
             list_filters, list_orders_match_the_domain_in_every_sort, keyset_pages_cover_everything_once,
+            a_member_lists_the_tasks_of_their_projects_only, the_project_filter_narrows_the_list,
+            the_assignee_filter_narrows_the_list, a_moved_task_changes_listings,
+            assigned_tasks_for_update_are_the_users_tasks_in_the_project_in_id_order,
             committed_transaction_is_visible, dropped_transaction_leaves_no_trace,
             transaction_reads_its_own_writes, concurrent_transactions_do_not_lose_updates, ping_answers,
             project_round_trip, memberships, projects_of_a_user_by_name_with_their_roles,
-            members_in_join_order, inbox_of_a_user, a_dropped_transaction_leaves_no_project);
+            members_in_join_order_with_email_and_name, inbox_of_a_user,
+            a_dropped_transaction_leaves_no_project,
+            deleting_a_project_deletes_its_tasks_and_memberships_not_its_audit_entries,
+            update_user_changes_name_role_and_disabled_only, user_changes_commit_with_their_transaction,
+            users_are_listed_by_id_in_keyset_pages, the_user_search_matches_email_or_name_ignoring_case,
+            the_user_search_takes_wildcards_literally,
+            audit_entries_round_trip_with_every_value, audit_lists_are_newest_first_ties_by_id,
+            audit_keyset_pages_cover_everything_once, activity_is_the_projects_and_history_the_entitys,
+            audit_entries_commit_with_their_transaction);
         $crate::store_contract!(@paused $make;
             task_for_update_waits_for_the_transaction_holding_the_row,
+            assigned_tasks_for_update_locks_them,
+            user_for_update_waits_for_the_transaction_holding_the_row,
             reads_outside_a_transaction_neither_wait_nor_see_uncommitted_writes,
             a_plain_read_in_a_transaction_takes_no_lock);
     };
@@ -98,7 +116,8 @@ macro_rules! session_store_contract {
             created_session_is_active, unknown_session_is_not_active, revoked_session_is_gone,
             rotation_swaps_the_refresh_token, concurrent_rotations_redeem_once,
             expired_session_is_gone, rotation_extends_the_session, sessions_are_independent,
-            ping_answers);
+            revoke_all_ends_every_session_of_the_user_only,
+            a_session_created_after_revoke_all_is_active, ping_answers);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -176,6 +195,7 @@ pub fn new_user() -> User {
         role: Role::User,
         password_hash: PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
         created_at: now(),
+        disabled: false,
     }
 }
 
@@ -186,9 +206,46 @@ async fn stored_user<S: Store>(store: &S) -> User {
     user
 }
 
-fn task_at(owner: UserId, title: &str, at: OffsetDateTime) -> Task {
+fn member(project: &Project, user: UserId, role: ProjectRole, at: OffsetDateTime) -> Member {
+    Member {
+        project_id: project.id,
+        user_id: user,
+        role,
+        joined_at: at,
+    }
+}
+
+/// A project of `owner`'s, stored with the owner's membership.
+async fn stored_project_of<S: Store>(store: &S, owner: UserId, name: &str) -> Project {
+    let project = Project::create(owner, name, Some("About".into()), now()).expect("valid");
+    let mut tx = store.begin().await.expect("begin");
+    tx.insert_project(&project).await.expect("insert");
+    tx.insert_member(&member(&project, owner, ProjectRole::Owner, now()))
+        .await
+        .expect("insert owner");
+    tx.commit().await.expect("commit");
+    project
+}
+
+/// A project owned by a new user, stored with its owner's membership:
+/// what a task needs.
+async fn stored_project<S: Store>(store: &S, name: &str) -> (Project, UserId) {
+    let owner = stored_user(store).await.id;
+    (stored_project_of(store, owner, name).await, owner)
+}
+
+/// Makes `user` a member of `project`.
+async fn join<S: Store>(store: &S, project: &Project, user: UserId, role: ProjectRole) {
+    let mut conn = store.connection().await.expect("connection");
+    conn.insert_member(&member(project, user, role, now()))
+        .await
+        .expect("join");
+}
+
+fn task_at(project: ProjectId, creator: UserId, title: &str, at: OffsetDateTime) -> Task {
     Task::create(
-        owner,
+        project,
+        creator,
         NewTask {
             title: title.into(),
             ..NewTask::default()
@@ -196,6 +253,20 @@ fn task_at(owner: UserId, title: &str, at: OffsetDateTime) -> Task {
         at,
     )
     .expect("valid task")
+}
+
+/// A task in `project` assigned to `assignee`, stored.
+async fn stored_task_in<S: Store>(
+    store: &S,
+    project: &Project,
+    assignee: Option<UserId>,
+    title: &str,
+) -> Task {
+    let mut task = task_at(project.id, project.owner_id, title, now());
+    task.assignee_id = assignee;
+    let mut conn = store.connection().await.expect("connection");
+    conn.insert_task(&task).await.expect("insert task");
+    task
 }
 
 fn query(sort: TaskSort, limit: u32) -> TaskQuery {
@@ -213,37 +284,119 @@ fn all_sorts() -> Vec<TaskSort> {
         .collect()
 }
 
-/// Twelve tasks with ties in every sort key and some without a due date.
-async fn varied_tasks<S: Store>(store: &S, owner: UserId) -> Vec<Task> {
+/// The ids of `tasks` matching `query`, in its order: what a store must
+/// list.
+fn expected_ids<'a>(tasks: impl IntoIterator<Item = &'a Task>, query: &TaskQuery) -> Vec<TaskId> {
+    let mut expected: Vec<&Task> = tasks.into_iter().filter(|t| query.matches(t)).collect();
+    expected.sort_by(|a, b| a.cmp_by(b, query.sort));
+    expected.iter().map(|t| t.id).collect()
+}
+
+async fn listed_ids<S: Store>(store: &S, member: UserId, query: &TaskQuery) -> Vec<TaskId> {
+    let mut conn = store.connection().await.expect("connection");
+    conn.list_tasks(member, query)
+        .await
+        .expect("list")
+        .iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+/// Twelve tasks in `project` with ties in every sort key, some without a
+/// due date, half assigned to the project's owner.
+async fn varied_tasks<S: Store>(store: &S, project: &Project) -> Vec<Task> {
     let base = now();
     let mut conn = store.connection().await.expect("connection");
     let mut tasks = Vec::new();
     for i in 0..12_i64 {
         let created = base + Duration::seconds(i / 3);
-        let mut task = task_at(owner, &format!("Task {i}"), created);
+        let mut task = task_at(project.id, project.owner_id, &format!("Task {i}"), created);
         task.priority = Priority::ALL[(i % 4) as usize];
         task.status = Status::ALL[(i % 3) as usize];
         task.completed_at = (task.status == Status::Done).then_some(created);
         task.due_date = (i % 4 != 0).then(|| base + Duration::days(i % 3));
         task.updated_at = created + Duration::seconds(i % 2);
+        task.assignee_id = (i % 2 == 0).then_some(project.owner_id);
         conn.insert_task(&task).await.expect("insert task");
         tasks.push(task);
     }
     tasks
 }
 
+/// How long a check lets a wrongly waiting (or wrongly not waiting)
+/// adapter show itself.
+const WHILE: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long a check lets a call that must not wait take at most.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `second`, which must wait for a row lock the transaction `first`
+/// resolves to holds, beside `first`, which (after a pause) makes its
+/// writes and yields its transaction; this commits it and checks that
+/// `second` finished only after that. Returns `second`'s output.
+async fn second_waits_for_first<T, X: Transaction>(
+    pause: Pause,
+    second: impl Future<Output = T>,
+    first: impl Future<Output = X>,
+) -> T {
+    let order = std::sync::Mutex::new(Vec::new());
+    let second = async {
+        let output = second.await;
+        order.lock().expect("order").push("second locked");
+        output
+    };
+    let first = async {
+        pause(WHILE).await;
+        let tx = first.await;
+        // Noted before the commit: once it lands, the second may go on
+        // before this future is polled again.
+        order.lock().expect("order").push("first committed");
+        tx.commit().await.expect("commit");
+    };
+    let (output, ()) = join_two(second, first).await;
+    assert_eq!(
+        *order.lock().expect("order"),
+        ["first committed", "second locked"],
+        "the second waited for the first"
+    );
+    output
+}
+
+fn retitled(task: &Task, title: &str) -> Task {
+    let mut changed = task.clone();
+    let patch = TaskPatch {
+        title: Some(title.to_owned()),
+        ..TaskPatch::default()
+    };
+    assert!(changed.apply(patch, now()).expect("valid"));
+    changed
+}
+
 pub mod store {
+    pub use super::audit::*;
     pub use super::projects::*;
+    pub use super::users::*;
     use super::*;
 
     pub async fn user_round_trip<S: Store>(store: S) {
         let user = stored_user(&store).await;
+        let disabled = User {
+            email: new_user().email,
+            id: UserId::generate(),
+            role: Role::Admin,
+            disabled: true,
+            ..user.clone()
+        };
         let mut conn = store.connection().await.expect("connection");
+        conn.insert_user(&disabled).await.expect("insert");
         assert_eq!(
             conn.user_by_email(&user.email).await.expect("read"),
             Some(user.clone())
         );
         assert_eq!(conn.user_by_id(user.id).await.expect("read"), Some(user));
+        assert_eq!(
+            conn.user_by_id(disabled.id).await.expect("read"),
+            Some(disabled)
+        );
     }
 
     pub async fn duplicate_email_is_refused<S: Store>(store: S) {
@@ -264,35 +417,85 @@ pub mod store {
         let mut conn = store.connection().await.expect("connection");
         let email = new_user().email;
         assert_eq!(conn.user_by_email(&email).await.expect("read"), None);
+        let nobody = UserId::generate();
+        assert_eq!(conn.user_by_id(nobody).await.expect("read"), None);
+        assert_eq!(conn.user_for_update(nobody).await.expect("read"), None);
+        let ghost = User {
+            id: nobody,
+            email,
+            ..new_user()
+        };
+        assert!(!conn.update_user(&ghost).await.expect("update"));
+        assert_eq!(conn.task(TaskId::generate()).await.expect("read"), None);
         assert_eq!(
-            conn.user_by_id(UserId::generate()).await.expect("read"),
+            conn.task_for_update(TaskId::generate())
+                .await
+                .expect("read"),
             None
         );
-        let owner = UserId::generate();
-        assert_eq!(
-            conn.task(owner, TaskId::generate()).await.expect("read"),
-            None
-        );
+        assert!(!conn.delete_task(TaskId::generate()).await.expect("delete"));
         assert!(
-            conn.list_tasks(owner, &TaskQuery::default())
+            conn.list_tasks(nobody, &TaskQuery::default())
                 .await
                 .expect("list")
+                .is_empty()
+        );
+        // A user in no project sees no task.
+        let loner = stored_user(&store).await.id;
+        assert!(
+            conn.list_tasks(loner, &TaskQuery::default())
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert!(
+            conn.assigned_tasks_for_update(ProjectId::generate(), loner)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        let page = AuditQuery {
+            after: None,
+            limit: 10,
+        };
+        assert!(
+            conn.activity(ProjectId::generate(), &page)
+                .await
+                .expect("activity")
+                .is_empty()
+        );
+        assert!(
+            conn.history(EntityType::Task, uuid::Uuid::now_v7(), &page)
+                .await
+                .expect("history")
                 .is_empty()
         );
     }
 
     pub async fn task_round_trip<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let mut task = task_at(owner, "Round trip", now());
+        let (project, owner) = stored_project(&store, "Round trip").await;
+        let assignee = stored_user(&store).await.id;
+        join(&store, &project, assignee, ProjectRole::Member).await;
+        let mut task = task_at(project.id, owner, "Round trip", now());
         task.description =
             Some(crate::task::Description::parse("δ ünïcode 🦀".into()).expect("valid"));
         task.due_date = Some(now() + Duration::days(3));
         task.status = Status::Done;
         task.completed_at = Some(task.created_at);
         task.priority = Priority::Urgent;
+        task.assignee_id = Some(assignee);
         let mut conn = store.connection().await.expect("connection");
         conn.insert_task(&task).await.expect("insert");
-        assert_eq!(conn.task(owner, task.id).await.expect("read"), Some(task));
+        assert_eq!(conn.task(task.id).await.expect("read"), Some(task.clone()));
+        let unassigned = Task {
+            assignee_id: None,
+            ..task_at(project.id, assignee, "Nobody's", now())
+        };
+        conn.insert_task(&unassigned).await.expect("insert");
+        assert_eq!(
+            conn.task(unassigned.id).await.expect("read"),
+            Some(unassigned)
+        );
     }
 
     /// Whatever text the domain accepts reads back byte for byte: tabs and
@@ -320,6 +523,7 @@ pub mod store {
             read.email.as_str().as_bytes(),
             user.email.as_str().as_bytes()
         );
+        let project = stored_project_of(&store, user.id, "Texts").await;
 
         let titles = [
             "𝄞".repeat(Title::MAX_LEN),
@@ -342,6 +546,7 @@ pub mod store {
         for (i, description) in descriptions.iter().enumerate() {
             let title = &titles[i % titles.len()];
             let task = Task::create(
+                project.id,
                 user.id,
                 NewTask {
                     title: title.clone(),
@@ -352,11 +557,7 @@ pub mod store {
             )
             .expect("the domain accepts this text");
             conn.insert_task(&task).await.expect("insert");
-            let read = conn
-                .task(user.id, task.id)
-                .await
-                .expect("read")
-                .expect("stored");
+            let read = conn.task(task.id).await.expect("read").expect("stored");
             assert_eq!(read.title.as_str().as_bytes(), title.as_bytes());
             assert_eq!(
                 read.description.as_ref().map(|d| d.as_str().as_bytes()),
@@ -369,10 +570,11 @@ pub mod store {
     /// A due date given with an offset reads back as the same instant, in
     /// UTC, from every store.
     pub async fn due_dates_read_back_in_utc<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
+        let (project, owner) = stored_project(&store, "Due").await;
         let given = OffsetDateTime::now_utc()
             .to_offset(time::UtcOffset::from_hms(14, 0, 0).expect("a valid offset"));
         let task = Task::create(
+            project.id,
             owner,
             NewTask {
                 title: "Due".into(),
@@ -384,11 +586,7 @@ pub mod store {
         .expect("valid");
         let mut conn = store.connection().await.expect("connection");
         conn.insert_task(&task).await.expect("insert");
-        let read = conn
-            .task(owner, task.id)
-            .await
-            .expect("read")
-            .expect("stored");
+        let read = conn.task(task.id).await.expect("read").expect("stored");
         let due = read.due_date.expect("a due date");
         assert_eq!(due, truncate_to_micros(given), "the same instant");
         assert_eq!(due.offset(), time::UtcOffset::UTC, "in UTC");
@@ -405,36 +603,18 @@ pub mod store {
         );
     }
 
-    pub async fn tasks_are_reached_only_through_their_owner<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let other = stored_user(&store).await.id;
-        let task = task_at(owner, "Mine", now());
-        let mut conn = store.connection().await.expect("connection");
-        conn.insert_task(&task).await.expect("insert");
-        assert_eq!(conn.task(other, task.id).await.expect("read"), None);
-        let mut stolen = task.clone();
-        stolen.owner_id = other;
-        stolen.title = crate::task::Title::parse("Stolen").expect("valid");
-        assert!(!conn.update_task(&stolen).await.expect("update"));
-        assert!(!conn.delete_task(other, task.id).await.expect("delete"));
-        assert!(
-            conn.list_tasks(other, &TaskQuery::default())
-                .await
-                .expect("list")
-                .is_empty()
-        );
-        assert_eq!(conn.task(owner, task.id).await.expect("read"), Some(task));
-    }
-
     pub async fn update_and_delete<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let mut task = task_at(owner, "Before", now());
+        let (project, owner) = stored_project(&store, "Edits").await;
+        let assignee = stored_user(&store).await.id;
+        join(&store, &project, assignee, ProjectRole::Viewer).await;
+        let mut task = task_at(project.id, owner, "Before", now());
         let mut conn = store.connection().await.expect("connection");
         conn.insert_task(&task).await.expect("insert");
         let patch = TaskPatch {
             title: Some("After".into()),
             status: Some(Status::Done),
             due_date: Some(Some(now() + Duration::hours(5))),
+            assignee_id: Some(Some(assignee)),
             ..TaskPatch::default()
         };
         assert!(
@@ -442,26 +622,24 @@ pub mod store {
                 .expect("valid")
         );
         assert!(conn.update_task(&task).await.expect("update"));
-        assert_eq!(
-            conn.task(owner, task.id).await.expect("read"),
-            Some(task.clone())
-        );
-        assert!(conn.delete_task(owner, task.id).await.expect("delete"));
-        assert!(
-            !conn
-                .delete_task(owner, task.id)
-                .await
-                .expect("delete again")
-        );
+        assert_eq!(conn.task(task.id).await.expect("read"), Some(task.clone()));
+        let unassign = TaskPatch {
+            assignee_id: Some(None),
+            ..TaskPatch::default()
+        };
+        assert!(task.apply(unassign, now()).expect("valid"));
+        assert!(conn.update_task(&task).await.expect("update"));
+        assert_eq!(conn.task(task.id).await.expect("read"), Some(task.clone()));
+        assert!(conn.delete_task(task.id).await.expect("delete"));
+        assert!(!conn.delete_task(task.id).await.expect("delete again"));
         assert!(!conn.update_task(&task).await.expect("update deleted"));
-        assert_eq!(conn.task(owner, task.id).await.expect("read"), None);
+        assert_eq!(conn.task(task.id).await.expect("read"), None);
     }
 
     pub async fn list_filters<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let tasks = varied_tasks(&store, owner).await;
-        let mut conn = store.connection().await.expect("connection");
-        let pivot = tasks[5].due_date.expect("task 5 has a due date");
+        let (project, owner) = stored_project(&store, "Filters").await;
+        let tasks = varied_tasks(&store, &project).await;
+        let pivot = tasks[1].due_date.expect("task 1 has a due date");
         let queries = [
             TaskQuery {
                 status: Some(Status::Done),
@@ -481,29 +659,35 @@ pub mod store {
             },
             TaskQuery {
                 status: Some(Status::Todo),
-                priority: Some(Priority::Low),
+                priority: Some(Priority::Medium),
                 due_after: Some(pivot - Duration::days(10)),
+                ..query(TaskSort::default(), 100)
+            },
+            TaskQuery {
+                assignee_id: Some(owner),
+                status: Some(Status::InProgress),
+                ..query(TaskSort::default(), 100)
+            },
+            TaskQuery {
+                project_id: Some(project.id),
+                priority: Some(Priority::Urgent),
                 ..query(TaskSort::default(), 100)
             },
         ];
         for q in queries {
-            let got: Vec<TaskId> = conn
-                .list_tasks(owner, &q)
-                .await
-                .expect("list")
-                .iter()
-                .map(|t| t.id)
-                .collect();
-            let mut expected: Vec<&Task> = tasks.iter().filter(|t| q.matches(t)).collect();
-            expected.sort_by(|a, b| a.cmp_by(b, q.sort));
-            let expected: Vec<TaskId> = expected.iter().map(|t| t.id).collect();
-            assert_eq!(got, expected, "{q:?}");
+            let expected = expected_ids(&tasks, &q);
+            assert!(!expected.is_empty(), "a filter that keeps some: {q:?}");
+            assert!(
+                expected.len() < tasks.len(),
+                "a filter that drops some: {q:?}"
+            );
+            assert_eq!(listed_ids(&store, owner, &q).await, expected, "{q:?}");
         }
     }
 
     pub async fn list_orders_match_the_domain_in_every_sort<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let mut tasks = varied_tasks(&store, owner).await;
+        let (project, owner) = stored_project(&store, "Orders").await;
+        let mut tasks = varied_tasks(&store, &project).await;
         let mut conn = store.connection().await.expect("connection");
         for sort in all_sorts() {
             tasks.sort_by(|a, b| a.cmp_by(b, sort));
@@ -521,8 +705,8 @@ pub mod store {
     }
 
     pub async fn keyset_pages_cover_everything_once<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let mut tasks = varied_tasks(&store, owner).await;
+        let (project, owner) = stored_project(&store, "Pages").await;
+        let mut tasks = varied_tasks(&store, &project).await;
         let mut conn = store.connection().await.expect("connection");
         for sort in all_sorts() {
             tasks.sort_by(|a, b| a.cmp_by(b, sort));
@@ -551,28 +735,253 @@ pub mod store {
         }
     }
 
+    /// A member sees the tasks of every project they are a member of (in
+    /// any role, whoever created them), and no other; leaving a project
+    /// takes its tasks out of their list.
+    pub async fn a_member_lists_the_tasks_of_their_projects_only<S: Store>(store: S) {
+        let ada = stored_user(&store).await.id;
+        let own = stored_project_of(&store, ada, "Ada's").await;
+        let (shared, bob) = stored_project(&store, "Bob's").await;
+        join(&store, &shared, ada, ProjectRole::Viewer).await;
+        let (foreign, carol) = stored_project(&store, "Carol's").await;
+        let mut in_own = Vec::new();
+        let mut in_shared = Vec::new();
+        for i in 0..2 {
+            in_own.push(stored_task_in(&store, &own, None, &format!("Own {i}")).await);
+            in_shared
+                .push(stored_task_in(&store, &shared, Some(bob), &format!("Shared {i}")).await);
+        }
+        let in_foreign = vec![stored_task_in(&store, &foreign, None, "Foreign").await];
+        let all = TaskQuery::default();
+        assert_eq!(
+            listed_ids(&store, ada, &all).await,
+            expected_ids(in_own.iter().chain(&in_shared), &all)
+        );
+        assert_eq!(
+            listed_ids(&store, bob, &all).await,
+            expected_ids(&in_shared, &all)
+        );
+        assert_eq!(
+            listed_ids(&store, carol, &all).await,
+            expected_ids(&in_foreign, &all)
+        );
+        let mut conn = store.connection().await.expect("connection");
+        assert!(conn.delete_member(shared.id, ada).await.expect("leave"));
+        assert_eq!(
+            listed_ids(&store, ada, &all).await,
+            expected_ids(&in_own, &all),
+            "a project left is not listed"
+        );
+        assert_eq!(
+            listed_ids(&store, bob, &all).await,
+            expected_ids(&in_shared, &all)
+        );
+    }
+
+    /// `query.project_id` lists one of the member's projects; another's
+    /// project lists nothing, even when it has tasks.
+    pub async fn the_project_filter_narrows_the_list<S: Store>(store: S) {
+        let ada = stored_user(&store).await.id;
+        let first = stored_project_of(&store, ada, "First").await;
+        let second = stored_project_of(&store, ada, "Second").await;
+        let (foreign, _) = stored_project(&store, "Foreign").await;
+        let mut tasks = Vec::new();
+        for project in [&first, &second, &first, &second] {
+            tasks.push(stored_task_in(&store, project, None, "Task").await);
+        }
+        stored_task_in(&store, &foreign, None, "Not Ada's").await;
+        for project in [&first, &second] {
+            let q = TaskQuery {
+                project_id: Some(project.id),
+                ..TaskQuery::default()
+            };
+            let expected = expected_ids(&tasks, &q);
+            assert_eq!(expected.len(), 2);
+            assert_eq!(listed_ids(&store, ada, &q).await, expected);
+        }
+        let q = TaskQuery {
+            project_id: Some(foreign.id),
+            ..TaskQuery::default()
+        };
+        assert!(listed_ids(&store, ada, &q).await.is_empty());
+    }
+
+    /// `query.assignee_id` keeps the tasks assigned to that user, in the
+    /// member's projects only, alone or with the project filter.
+    pub async fn the_assignee_filter_narrows_the_list<S: Store>(store: S) {
+        let (project, ada) = stored_project(&store, "Assigned").await;
+        let bob = stored_user(&store).await.id;
+        join(&store, &project, bob, ProjectRole::Member).await;
+        let adas_other = stored_project_of(&store, ada, "Ada's other").await;
+        let tasks = vec![
+            stored_task_in(&store, &project, Some(ada), "Ada's").await,
+            stored_task_in(&store, &project, Some(bob), "Bob's").await,
+            stored_task_in(&store, &project, None, "Nobody's").await,
+            stored_task_in(&store, &project, Some(ada), "Ada's too").await,
+            stored_task_in(&store, &adas_other, Some(ada), "Ada's elsewhere").await,
+        ];
+        let assigned = |user: UserId, project: Option<ProjectId>| TaskQuery {
+            assignee_id: Some(user),
+            project_id: project,
+            ..TaskQuery::default()
+        };
+        let q = assigned(ada, None);
+        assert_eq!(listed_ids(&store, ada, &q).await.len(), 3);
+        assert_eq!(listed_ids(&store, ada, &q).await, expected_ids(&tasks, &q));
+        // Bob is not in Ada's other project: he sees two of her three.
+        assert_eq!(
+            listed_ids(&store, bob, &q).await,
+            expected_ids(&tasks[..4], &q)
+        );
+        let q = assigned(bob, None);
+        assert_eq!(listed_ids(&store, ada, &q).await, vec![tasks[1].id]);
+        let q = assigned(ada, Some(adas_other.id));
+        assert_eq!(listed_ids(&store, ada, &q).await, vec![tasks[4].id]);
+        let q = assigned(bob, Some(adas_other.id));
+        assert!(listed_ids(&store, ada, &q).await.is_empty());
+    }
+
+    /// Updating a task with another project id moves it: it leaves the
+    /// first project's listings and joins the other's.
+    pub async fn a_moved_task_changes_listings<S: Store>(store: S) {
+        let (from, ada) = stored_project(&store, "From").await;
+        let (to, bob) = stored_project(&store, "To").await;
+        let carol = stored_user(&store).await.id;
+        join(&store, &from, carol, ProjectRole::Member).await;
+        join(&store, &to, carol, ProjectRole::Member).await;
+        let mut task = stored_task_in(&store, &from, None, "Moving").await;
+        let all = TaskQuery::default();
+        let only = |project: &Project| TaskQuery {
+            project_id: Some(project.id),
+            ..TaskQuery::default()
+        };
+        assert_eq!(listed_ids(&store, ada, &all).await, vec![task.id]);
+        assert!(listed_ids(&store, bob, &all).await.is_empty());
+        let patch = TaskPatch {
+            project_id: Some(to.id),
+            ..TaskPatch::default()
+        };
+        assert!(task.apply(patch, now()).expect("valid"));
+        let mut conn = store.connection().await.expect("connection");
+        let nowhere = Task {
+            project_id: ProjectId::generate(),
+            ..task.clone()
+        };
+        assert!(
+            conn.update_task(&nowhere).await.is_err(),
+            "a task moves only into a project that is there"
+        );
+        assert_eq!(
+            conn.task(task.id)
+                .await
+                .expect("read")
+                .map(|t| t.project_id),
+            Some(from.id)
+        );
+        assert!(conn.update_task(&task).await.expect("move"));
+        assert_eq!(conn.task(task.id).await.expect("read"), Some(task.clone()));
+        assert!(listed_ids(&store, ada, &all).await.is_empty());
+        assert_eq!(listed_ids(&store, bob, &all).await, vec![task.id]);
+        assert!(listed_ids(&store, carol, &only(&from)).await.is_empty());
+        assert_eq!(listed_ids(&store, carol, &only(&to)).await, vec![task.id]);
+        assert_eq!(
+            conn.list_tasks(bob, &all).await.expect("list"),
+            vec![task],
+            "read back whole"
+        );
+    }
+
+    /// The tasks of one project assigned to one user, in id order, as this
+    /// transaction sees them.
+    pub async fn assigned_tasks_for_update_are_the_users_tasks_in_the_project_in_id_order<
+        S: Store,
+    >(
+        store: S,
+    ) {
+        let (project, owner) = stored_project(&store, "Assigned").await;
+        let ada = stored_user(&store).await.id;
+        let bob = stored_user(&store).await.id;
+        join(&store, &project, ada, ProjectRole::Member).await;
+        join(&store, &project, bob, ProjectRole::Member).await;
+        let elsewhere = stored_project_of(&store, ada, "Elsewhere").await;
+        // Inserted newest id first: the order must come from the store.
+        let mut adas: Vec<Task> = (0..3)
+            .map(|i| {
+                let mut task = task_at(project.id, owner, &format!("Ada {i}"), now());
+                task.assignee_id = Some(ada);
+                task
+            })
+            .collect();
+        let mut conn = store.connection().await.expect("connection");
+        for task in adas.iter().rev() {
+            conn.insert_task(task).await.expect("insert");
+        }
+        let bobs = stored_task_in(&store, &project, Some(bob), "Bob's").await;
+        let nobodys = stored_task_in(&store, &project, None, "Nobody's").await;
+        stored_task_in(&store, &elsewhere, Some(ada), "Ada's elsewhere").await;
+        adas.sort_by_key(|t| t.id);
+
+        let mut tx = store.begin().await.expect("begin");
+        assert_eq!(
+            tx.assigned_tasks_for_update(project.id, ada)
+                .await
+                .expect("lock"),
+            adas
+        );
+        assert_eq!(
+            tx.assigned_tasks_for_update(project.id, bob)
+                .await
+                .expect("lock"),
+            vec![bobs]
+        );
+        assert!(
+            tx.assigned_tasks_for_update(project.id, owner)
+                .await
+                .expect("lock")
+                .is_empty()
+        );
+        // The transaction's own assignment counts.
+        let mut now_adas = nobodys;
+        let patch = TaskPatch {
+            assignee_id: Some(Some(ada)),
+            ..TaskPatch::default()
+        };
+        assert!(now_adas.apply(patch, now()).expect("valid"));
+        assert!(tx.update_task(&now_adas).await.expect("assign"));
+        adas.push(now_adas);
+        adas.sort_by_key(|t| t.id);
+        assert_eq!(
+            tx.assigned_tasks_for_update(project.id, ada)
+                .await
+                .expect("lock"),
+            adas
+        );
+        tx.commit().await.expect("commit");
+        assert_eq!(
+            conn.assigned_tasks_for_update(project.id, ada)
+                .await
+                .expect("lock"),
+            adas,
+            "outside a transaction too"
+        );
+    }
+
     pub async fn committed_transaction_is_visible<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let task = task_at(owner, "Committed", now());
+        let (project, owner) = stored_project(&store, "Committed").await;
+        let task = task_at(project.id, owner, "Committed", now());
         let mut tx = store.begin().await.expect("begin");
         tx.insert_task(&task).await.expect("insert");
         tx.commit().await.expect("commit");
         let mut conn = store.connection().await.expect("connection");
-        assert_eq!(conn.task(owner, task.id).await.expect("read"), Some(task));
+        assert_eq!(conn.task(task.id).await.expect("read"), Some(task));
     }
 
     pub async fn dropped_transaction_leaves_no_trace<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let mut kept = task_at(owner, "Kept", now());
-        store
-            .connection()
-            .await
-            .expect("connection")
-            .insert_task(&kept)
-            .await
-            .expect("insert");
+        let (project, owner) = stored_project(&store, "Dropped").await;
+        let mut kept = stored_task_in(&store, &project, None, "Kept").await;
         let original = kept.clone();
-        let added = task_at(owner, "Added", now());
+        let gone = stored_task_in(&store, &project, None, "Not gone").await;
+        let added = task_at(project.id, owner, "Added", now());
         let user = new_user();
         {
             let mut tx = store.begin().await.expect("begin");
@@ -587,31 +996,35 @@ pub mod store {
             )
             .expect("valid");
             assert!(tx.update_task(&kept).await.expect("update"));
+            assert!(tx.delete_task(gone.id).await.expect("delete"));
             // Dropped here without commit.
         }
         let mut conn = store.connection().await.expect("connection");
-        assert_eq!(conn.task(owner, added.id).await.expect("read"), None);
+        assert_eq!(conn.task(added.id).await.expect("read"), None);
         assert_eq!(conn.user_by_id(user.id).await.expect("read"), None);
-        assert_eq!(
-            conn.task(owner, original.id).await.expect("read"),
-            Some(original)
-        );
+        assert_eq!(conn.task(original.id).await.expect("read"), Some(original));
+        assert_eq!(conn.task(gone.id).await.expect("read"), Some(gone));
     }
 
     pub async fn transaction_reads_its_own_writes<S: Store>(store: S) {
-        let owner = stored_user(&store).await.id;
-        let task = task_at(owner, "Own write", now());
+        let (project, owner) = stored_project(&store, "Own writes").await;
+        let task = task_at(project.id, owner, "Own write", now());
         let mut tx = store.begin().await.expect("begin");
         tx.insert_task(&task).await.expect("insert");
-        assert_eq!(
-            tx.task(owner, task.id).await.expect("read"),
-            Some(task.clone())
-        );
+        assert_eq!(tx.task(task.id).await.expect("read"), Some(task.clone()));
         let listed = tx
             .list_tasks(owner, &TaskQuery::default())
             .await
             .expect("list");
-        assert_eq!(listed, vec![task]);
+        assert_eq!(listed, vec![task.clone()]);
+        assert!(tx.delete_task(task.id).await.expect("delete"));
+        assert_eq!(tx.task(task.id).await.expect("read"), None);
+        assert!(
+            tx.list_tasks(owner, &TaskQuery::default())
+                .await
+                .expect("list")
+                .is_empty()
+        );
         tx.commit().await.expect("commit");
     }
 
@@ -619,21 +1032,14 @@ pub mod store {
     /// so concurrent writers queue instead of overwriting each other.
     pub async fn concurrent_transactions_do_not_lose_updates<S: Store>(store: S) {
         const WRITERS: usize = 8;
-        let owner = stored_user(&store).await.id;
-        let task = task_at(owner, "Contended", now());
-        store
-            .connection()
-            .await
-            .expect("connection")
-            .insert_task(&task)
-            .await
-            .expect("insert");
+        let (project, _) = stored_project(&store, "Contended").await;
+        let task = stored_task_in(&store, &project, None, "Contended").await;
         let writers = (0..WRITERS).map(|i| {
             let store = store.clone();
             async move {
                 let mut tx = store.begin().await.expect("begin");
                 let mut current = tx
-                    .task_for_update(owner, task.id)
+                    .task_for_update(task.id)
                     .await
                     .expect("read")
                     .expect("exists");
@@ -651,7 +1057,7 @@ pub mod store {
             .connection()
             .await
             .expect("connection")
-            .task(owner, task.id)
+            .task(task.id)
             .await
             .expect("read")
             .expect("exists");
@@ -666,28 +1072,27 @@ pub mod store {
         store.ping().await.expect("ping");
     }
 
-    /// How long a check lets a wrongly waiting (or wrongly not waiting)
-    /// adapter show itself.
-    const WHILE: std::time::Duration = std::time::Duration::from_millis(200);
-    /// How long a check lets a call that must not wait take at most.
-    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
     async fn stored_task<S: Store>(store: &S, title: &str) -> Task {
-        let owner = stored_user(store).await.id;
-        let task = task_at(owner, title, now());
-        let mut conn = store.connection().await.expect("connection");
-        conn.insert_task(&task).await.expect("insert");
-        task
+        let (project, _) = stored_project(store, title).await;
+        stored_task_in(store, &project, None, title).await
     }
 
-    fn retitled(task: &Task, title: &str) -> Task {
-        let mut changed = task.clone();
-        let patch = TaskPatch {
-            title: Some(title.to_owned()),
-            ..TaskPatch::default()
-        };
-        assert!(changed.apply(patch, now()).expect("valid"));
-        changed
+    /// Locks the task in a transaction of its own, which then commits.
+    async fn lock_task_alone<S: Store>(store: &S, id: TaskId) -> Task {
+        let mut tx = store.begin().await.expect("begin");
+        let seen = tx.task_for_update(id).await.expect("read").expect("exists");
+        tx.commit().await.expect("commit");
+        seen
+    }
+
+    /// Retitles `task` through `tx`, and hands the transaction back.
+    async fn retitle_in<X: Tasks>(mut tx: X, task: &Task, title: &str) -> X {
+        assert!(
+            tx.update_task(&retitled(task, title))
+                .await
+                .expect("update")
+        );
+        tx
     }
 
     /// A second writer's `task_for_update` returns only once the first
@@ -699,36 +1104,67 @@ pub mod store {
         let task = stored_task(&store, "Contended").await;
         let mut first = store.begin().await.expect("begin");
         let locked = first
-            .task_for_update(task.owner_id, task.id)
+            .task_for_update(task.id)
             .await
             .expect("read")
             .expect("exists");
-        let order = std::sync::Mutex::new(Vec::new());
+        let second = lock_task_alone(&store, task.id);
+        let first_writes = retitle_in(first, &locked, "First");
+        let seen = second_waits_for_first(pause, second, first_writes).await;
+        assert_eq!(seen.title.as_str(), "First", "and saw its change");
+    }
+
+    /// `assigned_tasks_for_update` locks every task it returns, as
+    /// `task_for_update` does.
+    pub async fn assigned_tasks_for_update_locks_them<S: Store>(store: S, pause: Pause) {
+        let (project, owner) = stored_project(&store, "Locked").await;
+        let first_task = stored_task_in(&store, &project, Some(owner), "One").await;
+        let last_task = stored_task_in(&store, &project, Some(owner), "Two").await;
+        let mut first = store.begin().await.expect("begin");
+        let locked = first
+            .assigned_tasks_for_update(project.id, owner)
+            .await
+            .expect("lock");
+        let mut expected = vec![first_task, last_task];
+        expected.sort_by_key(|t| t.id);
+        assert_eq!(locked, expected);
+        let second = lock_task_alone(&store, expected[1].id);
+        let first_writes = retitle_in(first, &locked[1], "Changed");
+        let seen = second_waits_for_first(pause, second, first_writes).await;
+        assert_eq!(seen.title.as_str(), "Changed");
+    }
+
+    /// A second `user_for_update` returns only once the transaction that
+    /// locked the user has ended, and sees its change.
+    pub async fn user_for_update_waits_for_the_transaction_holding_the_row<S: Store>(
+        store: S,
+        pause: Pause,
+    ) {
+        let user = stored_user(&store).await;
+        let mut first = store.begin().await.expect("begin");
+        let mut locked = first
+            .user_for_update(user.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(locked, user);
         let second = async {
             let mut second = store.begin().await.expect("begin");
             let seen = second
-                .task_for_update(task.owner_id, task.id)
+                .user_for_update(user.id)
                 .await
                 .expect("read")
                 .expect("exists");
-            order.lock().expect("order").push("second locked");
             second.commit().await.expect("commit");
             seen
         };
-        let first_writes = async {
-            pause(WHILE).await;
-            let changed = retitled(&locked, "First");
-            assert!(first.update_task(&changed).await.expect("update"));
-            order.lock().expect("order").push("first committed");
-            first.commit().await.expect("commit");
+        let first_writes = async move {
+            locked.disabled = true;
+            assert!(first.update_user(&locked).await.expect("update"));
+            first
         };
-        let (seen, ()) = join_two(second, first_writes).await;
-        assert_eq!(
-            *order.lock().expect("order"),
-            ["first committed", "second locked"],
-            "the second writer waited for the first"
-        );
-        assert_eq!(seen.title.as_str(), "First", "and saw its change");
+        let seen = second_waits_for_first(pause, second, first_writes).await;
+        assert!(seen.disabled, "and saw its change");
     }
 
     /// While a transaction holds a changed row, a connection reads the row
@@ -739,9 +1175,10 @@ pub mod store {
         pause: Pause,
     ) {
         let task = stored_task(&store, "Before").await;
+        let member = task.created_by;
         let mut tx = store.begin().await.expect("begin");
         let locked = tx
-            .task_for_update(task.owner_id, task.id)
+            .task_for_update(task.id)
             .await
             .expect("read")
             .expect("exists");
@@ -753,9 +1190,9 @@ pub mod store {
             PATIENCE,
             "a read beside an open transaction",
             async {
-                let one = conn.task(task.owner_id, task.id).await.expect("read");
+                let one = conn.task(task.id).await.expect("read");
                 let all = conn
-                    .list_tasks(task.owner_id, &TaskQuery::default())
+                    .list_tasks(member, &TaskQuery::default())
                     .await
                     .expect("list");
                 (one, all)
@@ -768,7 +1205,7 @@ pub mod store {
             "uncommitted is unseen"
         );
         tx.commit().await.expect("commit");
-        let read = conn.task(task.owner_id, task.id).await.expect("read");
+        let read = conn.task(task.id).await.expect("read");
         assert_eq!(read, Some(changed), "committed is seen");
     }
 
@@ -777,11 +1214,11 @@ pub mod store {
     pub async fn a_plain_read_in_a_transaction_takes_no_lock<S: Store>(store: S, pause: Pause) {
         let task = stored_task(&store, "Read").await;
         let mut reader = store.begin().await.expect("begin");
-        let read = reader.task(task.owner_id, task.id).await.expect("read");
+        let read = reader.task(task.id).await.expect("read");
         assert_eq!(read, Some(task.clone()));
         let mut writer = store.begin().await.expect("begin");
         let locked = within(pause, PATIENCE, "locking a row another only read", async {
-            writer.task_for_update(task.owner_id, task.id).await
+            writer.task_for_update(task.id).await
         })
         .await
         .expect("read");
@@ -793,30 +1230,7 @@ pub mod store {
 
 pub mod projects {
     use super::*;
-    use crate::ports::{InsertMemberError, MemberQuery, ProjectQuery, Projects};
-    use crate::project::{Member, Project, ProjectRole};
-
-    fn member(project: &Project, user: UserId, role: ProjectRole, at: OffsetDateTime) -> Member {
-        Member {
-            project_id: project.id,
-            user_id: user,
-            role,
-            joined_at: at,
-        }
-    }
-
-    /// A project owned by a new user, stored with its owner's membership.
-    async fn stored_project<S: Store>(store: &S, name: &str) -> (Project, UserId) {
-        let owner = stored_user(store).await.id;
-        let project = Project::create(owner, name, Some("About".into()), now()).expect("valid");
-        let mut tx = store.begin().await.expect("begin");
-        tx.insert_project(&project).await.expect("insert");
-        tx.insert_member(&member(&project, owner, ProjectRole::Owner, now()))
-            .await
-            .expect("insert owner");
-        tx.commit().await.expect("commit");
-        (project, owner)
-    }
+    use crate::ports::{InsertMemberError, MemberDetails, MemberQuery, ProjectQuery};
 
     pub async fn project_round_trip<S: Store>(store: S) {
         let (mut project, owner) = stored_project(&store, "Launch").await;
@@ -963,28 +1377,39 @@ pub mod projects {
         assert_eq!(listed[0].0.name.as_str(), "Zed");
     }
 
-    pub async fn members_in_join_order<S: Store>(store: S) {
+    /// Members by join time, then user id, each with the user's e-mail and
+    /// current name.
+    pub async fn members_in_join_order_with_email_and_name<S: Store>(store: S) {
         let (project, owner) = stored_project(&store, "Crowd").await;
         let mut conn = store.connection().await.expect("connection");
+        let owner_user = conn.user_by_id(owner).await.expect("read").expect("owner");
+        let details = |member: Member, user: &User| MemberDetails {
+            member,
+            email: user.email.clone(),
+            name: user.name.clone(),
+        };
+        let owner_member = conn
+            .member(project.id, owner)
+            .await
+            .expect("read")
+            .expect("owner");
+        let mut expected = vec![details(owner_member, &owner_user)];
         let start = now();
-        let mut expected = vec![
-            conn.member(project.id, owner)
-                .await
-                .expect("read")
-                .expect("owner"),
-        ];
         for i in 0..4 {
-            let user = stored_user(&store).await.id;
+            let mut user = new_user();
+            user.name = UserName::parse(&format!("Member {i}")).expect("valid");
+            conn.insert_user(&user).await.expect("insert user");
+            // Two pairs joining at the same instant: ties go by user id.
             let joined = member(
                 &project,
-                user,
+                user.id,
                 ProjectRole::Member,
-                start + Duration::seconds(i),
+                start + Duration::seconds(i / 2),
             );
             conn.insert_member(&joined).await.expect("join");
-            expected.push(joined);
+            expected.push(details(joined, &user));
         }
-        expected.sort_by_key(|m| (m.joined_at, m.user_id));
+        expected.sort_by_key(|d| (d.member.joined_at, d.member.user_id));
         let all = MemberQuery {
             after: None,
             limit: 100,
@@ -994,11 +1419,24 @@ pub mod projects {
             expected
         );
         let page = MemberQuery {
-            after: Some((expected[1].joined_at, expected[1].user_id)),
+            after: Some((expected[1].member.joined_at, expected[1].member.user_id)),
             limit: 2,
         };
         let rows = conn.members(project.id, &page).await.expect("list");
         assert_eq!(rows, expected[2..5], "limit + 1 rows after the cursor");
+        // A renamed member is listed under the new name.
+        let mut renamed = conn
+            .user_by_id(expected[2].member.user_id)
+            .await
+            .expect("read")
+            .expect("user");
+        renamed.name = UserName::parse("Renamed").expect("valid");
+        assert!(conn.update_user(&renamed).await.expect("rename"));
+        expected[2].name = renamed.name;
+        assert_eq!(
+            conn.members(project.id, &all).await.expect("list"),
+            expected
+        );
     }
 
     pub async fn inbox_of_a_user<S: Store>(store: S) {
@@ -1038,6 +1476,747 @@ pub mod projects {
             limit: 10,
         };
         assert!(conn.projects_of(ada, &mine).await.expect("list").is_empty());
+    }
+
+    /// Deleting a project deletes its tasks and memberships, nothing of
+    /// other projects, and none of its audit entries; no task can be put
+    /// in it afterwards.
+    pub async fn deleting_a_project_deletes_its_tasks_and_memberships_not_its_audit_entries<
+        S: Store,
+    >(
+        store: S,
+    ) {
+        let (doomed, owner) = stored_project(&store, "Doomed").await;
+        let kept = stored_project_of(&store, owner, "Kept").await;
+        let ada = stored_user(&store).await.id;
+        join(&store, &doomed, ada, ProjectRole::Member).await;
+        join(&store, &kept, ada, ProjectRole::Member).await;
+        let doomed_tasks = [
+            stored_task_in(&store, &doomed, Some(ada), "Doomed 1").await,
+            stored_task_in(&store, &doomed, None, "Doomed 2").await,
+        ];
+        let kept_task = stored_task_in(&store, &kept, Some(ada), "Kept").await;
+        let at = now();
+        let project_entry =
+            super::audit::entry(owner, EntityType::Project, doomed.id.0, Some(doomed.id), at);
+        let task_entry = super::audit::entry(
+            owner,
+            EntityType::Task,
+            doomed_tasks[0].id.0,
+            Some(doomed.id),
+            at + Duration::seconds(1),
+        );
+        let mut conn = store.connection().await.expect("connection");
+        conn.record(&[project_entry.clone(), task_entry.clone()])
+            .await
+            .expect("record");
+
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.project_for_update(doomed.id)
+                .await
+                .expect("lock")
+                .is_some()
+        );
+        assert!(tx.delete_project(doomed.id).await.expect("delete"));
+        tx.commit().await.expect("commit");
+
+        for task in &doomed_tasks {
+            assert_eq!(conn.task(task.id).await.expect("read"), None);
+        }
+        assert_eq!(conn.member(doomed.id, owner).await.expect("read"), None);
+        assert_eq!(conn.member(doomed.id, ada).await.expect("read"), None);
+        let all = MemberQuery {
+            after: None,
+            limit: 10,
+        };
+        assert!(
+            conn.members(doomed.id, &all)
+                .await
+                .expect("list")
+                .is_empty()
+        );
+        assert_eq!(
+            conn.task(kept_task.id).await.expect("read"),
+            Some(kept_task.clone())
+        );
+        assert!(conn.member(kept.id, ada).await.expect("read").is_some());
+        for user in [owner, ada] {
+            assert_eq!(
+                listed_ids(&store, user, &TaskQuery::default()).await,
+                vec![kept_task.id]
+            );
+        }
+        assert!(
+            conn.assigned_tasks_for_update(doomed.id, ada)
+                .await
+                .expect("lock")
+                .is_empty()
+        );
+        let page = AuditQuery {
+            after: None,
+            limit: 10,
+        };
+        assert_eq!(
+            conn.activity(doomed.id, &page).await.expect("activity"),
+            vec![task_entry.clone(), project_entry],
+            "the audit entries stay"
+        );
+        assert_eq!(
+            conn.history(EntityType::Task, doomed_tasks[0].id.0, &page)
+                .await
+                .expect("history"),
+            vec![task_entry]
+        );
+        let orphan = task_at(doomed.id, owner, "Orphan", now());
+        assert!(
+            conn.insert_task(&orphan).await.is_err(),
+            "a task needs its project"
+        );
+        assert_eq!(conn.task(orphan.id).await.expect("read"), None);
+    }
+}
+
+pub mod users {
+    use super::*;
+    use crate::ports::UserQuery;
+
+    /// `update_user` stores the name, the role and the disabled flag, and
+    /// nothing else of the user; false for a user that is not there.
+    pub async fn update_user_changes_name_role_and_disabled_only<S: Store>(store: S) {
+        let user = stored_user(&store).await;
+        let other = stored_user(&store).await;
+        let mut conn = store.connection().await.expect("connection");
+        let changed = User {
+            name: UserName::parse("Renamed").expect("valid"),
+            role: Role::Admin,
+            disabled: true,
+            // Not the update's to change:
+            email: new_user().email,
+            password_hash: PasswordHash::new("$argon2id$other".into()),
+            created_at: user.created_at + Duration::days(1),
+            ..user.clone()
+        };
+        assert!(conn.update_user(&changed).await.expect("update"));
+        let expected = User {
+            name: changed.name.clone(),
+            role: Role::Admin,
+            disabled: true,
+            ..user.clone()
+        };
+        assert_eq!(
+            conn.user_by_id(user.id).await.expect("read"),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            conn.user_by_email(&user.email).await.expect("read"),
+            Some(expected.clone())
+        );
+        assert_eq!(
+            conn.user_by_email(&changed.email).await.expect("read"),
+            None
+        );
+        assert_eq!(
+            conn.user_by_id(other.id).await.expect("read"),
+            Some(other),
+            "other users are untouched"
+        );
+        let enabled = User {
+            disabled: false,
+            role: Role::User,
+            ..expected
+        };
+        assert!(conn.update_user(&enabled).await.expect("update"));
+        assert_eq!(
+            conn.user_for_update(user.id).await.expect("read"),
+            Some(enabled)
+        );
+        let ghost = User {
+            id: UserId::generate(),
+            ..new_user()
+        };
+        assert!(!conn.update_user(&ghost).await.expect("update"));
+        assert_eq!(conn.user_by_id(ghost.id).await.expect("read"), None);
+    }
+
+    /// A user changed in a transaction: seen by it at once, by others at
+    /// commit; nothing of it when the transaction is dropped.
+    pub async fn user_changes_commit_with_their_transaction<S: Store>(store: S) {
+        let user = stored_user(&store).await;
+        let mut conn = store.connection().await.expect("connection");
+        let disabled = User {
+            disabled: true,
+            ..user.clone()
+        };
+        {
+            let mut tx = store.begin().await.expect("begin");
+            let locked = tx.user_for_update(user.id).await.expect("read");
+            assert_eq!(locked, Some(user.clone()));
+            assert!(tx.update_user(&disabled).await.expect("update"));
+            assert_eq!(
+                tx.user_by_id(user.id).await.expect("read"),
+                Some(disabled.clone())
+            );
+            // Dropped without commit.
+        }
+        assert_eq!(
+            conn.user_by_id(user.id).await.expect("read"),
+            Some(user.clone())
+        );
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.update_user(&disabled).await.expect("update"));
+        assert_eq!(
+            tx.user_by_email(&user.email).await.expect("read"),
+            Some(disabled.clone())
+        );
+        assert_eq!(
+            conn.user_by_id(user.id).await.expect("read"),
+            Some(user.clone()),
+            "uncommitted is unseen"
+        );
+        tx.commit().await.expect("commit");
+        assert_eq!(
+            conn.user_by_id(user.id).await.expect("read"),
+            Some(disabled)
+        );
+        // A user inserted and changed in one transaction.
+        let fresh = new_user();
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_user(&fresh).await.expect("insert");
+        let promoted = User {
+            role: Role::Admin,
+            ..fresh.clone()
+        };
+        assert_eq!(
+            tx.user_for_update(fresh.id).await.expect("read"),
+            Some(fresh.clone())
+        );
+        assert!(tx.update_user(&promoted).await.expect("update"));
+        assert_eq!(
+            tx.user_by_id(fresh.id).await.expect("read"),
+            Some(promoted.clone())
+        );
+        tx.commit().await.expect("commit");
+        assert_eq!(
+            conn.user_by_id(fresh.id).await.expect("read"),
+            Some(promoted)
+        );
+    }
+
+    /// A word no other check's users contain.
+    fn token() -> String {
+        format!("tok{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+    }
+
+    /// Stores users with these names (and e-mails: the given local part,
+    /// or a random one), in id order.
+    async fn stored_users<S: Store>(store: &S, users: &[(&str, Option<&str>)]) -> Vec<User> {
+        let mut conn = store.connection().await.expect("connection");
+        let mut stored = Vec::new();
+        for (name, local) in users {
+            let mut user = new_user();
+            user.name = UserName::parse(name).expect("valid name");
+            if let Some(local) = local {
+                user.email = Email::parse(&format!("{local}@{}.example.com", user.id.0.simple()))
+                    .expect("valid e-mail");
+            }
+            conn.insert_user(&user).await.expect("insert user");
+            stored.push(user);
+        }
+        stored.sort_by_key(|u| u.id);
+        stored
+    }
+
+    async fn search<S: Store>(store: &S, q: &str) -> Vec<User> {
+        let mut conn = store.connection().await.expect("connection");
+        let query = UserQuery {
+            q: Some(q.to_owned()),
+            after: None,
+            limit: 100,
+        };
+        conn.list_users(&query).await.expect("list")
+    }
+
+    pub async fn users_are_listed_by_id_in_keyset_pages<S: Store>(store: S) {
+        let tok = token();
+        let names: Vec<String> = (0..5).map(|i| format!("User {i} {tok}")).collect();
+        let spec: Vec<(&str, Option<&str>)> = names.iter().map(|n| (n.as_str(), None)).collect();
+        let users = stored_users(&store, &spec).await;
+        let mut conn = store.connection().await.expect("connection");
+        // Without q: every user, by id, from just before ours on.
+        let before_ours = UserId(uuid::Uuid::from_u128(users[0].id.0.as_u128() - 1));
+        let rows = conn
+            .list_users(&UserQuery {
+                q: None,
+                after: Some(before_ours),
+                limit: 100,
+            })
+            .await
+            .expect("list");
+        assert!(rows.len() <= 101, "at most limit + 1 rows");
+        assert_eq!(rows.first(), Some(&users[0]));
+        assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "by id");
+        let ours: Vec<&User> = rows.iter().filter(|u| users.contains(u)).collect();
+        assert_eq!(ours, users.iter().collect::<Vec<_>>());
+        // With q, in pages of two: limit + 1 rows, after the cursor.
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let rows = conn
+                .list_users(&UserQuery {
+                    q: Some(tok.clone()),
+                    after,
+                    limit: 2,
+                })
+                .await
+                .expect("list");
+            assert!(rows.len() <= 3, "at most limit + 1 rows");
+            let more = rows.len() > 2;
+            seen.extend(rows.into_iter().take(2));
+            after = seen.last().map(|u| u.id);
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen, users);
+        let last = conn
+            .list_users(&UserQuery {
+                q: Some(tok),
+                after: Some(users[4].id),
+                limit: 2,
+            })
+            .await
+            .expect("list");
+        assert!(last.is_empty());
+    }
+
+    /// `q` matches the e-mail or the name, anywhere in it, ignoring case.
+    pub async fn the_user_search_matches_email_or_name_ignoring_case<S: Store>(store: S) {
+        let tok = token();
+        let upper = tok.to_uppercase();
+        let in_email = format!("x.{tok}.y");
+        let in_name = format!("Grace {upper} Hopper");
+        let at_start = format!("{tok}Ada");
+        let users = stored_users(
+            &store,
+            &[
+                ("Email match", Some(&in_email)),
+                (&in_name, None),
+                (&at_start, None),
+                ("No match", None),
+            ],
+        )
+        .await;
+        let matching: Vec<User> = users
+            .iter()
+            .filter(|u| u.name.as_str() != "No match")
+            .cloned()
+            .collect();
+        assert_eq!(matching.len(), 3);
+        assert_eq!(search(&store, &tok).await, matching);
+        assert_eq!(search(&store, &upper).await, matching);
+        let mixed = format!("{}{}", &upper[..3], &tok[3..]);
+        assert_eq!(search(&store, &mixed).await, matching);
+        let email_only = format!(".{upper}.");
+        assert_eq!(
+            search(&store, &email_only).await,
+            vec![users_named(&users, "Email match")]
+        );
+        let name_only = format!("{tok} hopper");
+        assert_eq!(
+            search(&store, &name_only).await,
+            vec![users_named(&users, &in_name)]
+        );
+    }
+
+    fn users_named(users: &[User], name: &str) -> User {
+        users
+            .iter()
+            .find(|u| u.name.as_str() == name)
+            .cloned()
+            .expect("a user of that name")
+    }
+
+    /// `%`, `_` and `\` in `q` are plain characters, not patterns.
+    pub async fn the_user_search_takes_wildcards_literally<S: Store>(store: S) {
+        let tok = token();
+        let names = [
+            format!("Rate 100% {tok}"),
+            format!("Rate 100x {tok}"),
+            format!("snake_{tok}"),
+            format!("snakeX{tok}"),
+            format!("back\\{tok}"),
+            format!("back{tok}"),
+        ];
+        let spec: Vec<(&str, Option<&str>)> = names.iter().map(|n| (n.as_str(), None)).collect();
+        let users = stored_users(&store, &spec).await;
+        for (q, name) in [
+            (format!("0% {tok}"), &names[0]),
+            (format!("e_{tok}"), &names[2]),
+            (format!("k\\{tok}"), &names[4]),
+        ] {
+            assert_eq!(
+                search(&store, &q).await,
+                vec![users_named(&users, name)],
+                "{q:?}"
+            );
+        }
+        assert!(search(&store, &format!("%{tok}%_")).await.is_empty());
+        assert_eq!(search(&store, &tok).await.len(), names.len());
+    }
+}
+
+pub mod audit {
+    use super::*;
+    use crate::audit::{Change, Value};
+
+    /// An entry about `entity_type`'s `entity_id` in `project`, at `at`.
+    pub(super) fn entry(
+        actor: UserId,
+        entity_type: EntityType,
+        entity_id: uuid::Uuid,
+        project: Option<ProjectId>,
+        at: OffsetDateTime,
+    ) -> AuditEntry {
+        let action = match entity_type {
+            EntityType::Project => AuditAction::ProjectUpdated,
+            EntityType::Member => AuditAction::MemberRoleChanged,
+            EntityType::Task => AuditAction::TaskUpdated,
+            EntityType::User => AuditAction::UserDisabled,
+        };
+        AuditEntry {
+            id: AuditId::generate(),
+            at,
+            actor_id: actor,
+            action,
+            entity_type,
+            entity_id,
+            project_id: project,
+            changes: Changes::one("title", Value::text("before"), Value::text("after")),
+            request_id: RequestId::parse("req-contract"),
+        }
+    }
+
+    fn page(after: Option<&AuditEntry>, limit: u32) -> AuditQuery {
+        AuditQuery {
+            after: after.map(|e| (e.at, e.id)),
+            limit,
+        }
+    }
+
+    /// Newest first: `at` descending, then id descending.
+    fn newest_first(entries: &mut [AuditEntry]) {
+        entries.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+    }
+
+    /// Nine entries about one task of `project`: three instants, three
+    /// entries at each, their ids in no particular relation to their times.
+    fn tied_entries(actor: UserId, project: ProjectId, task: TaskId) -> Vec<AuditEntry> {
+        let base = now();
+        let mut entries: Vec<AuditEntry> = (0..9)
+            .map(|i| {
+                entry(
+                    actor,
+                    EntityType::Task,
+                    task.0,
+                    Some(project),
+                    base - Duration::seconds(i % 3),
+                )
+            })
+            .collect();
+        // Recorded in neither id nor time order.
+        entries.rotate_left(4);
+        entries.swap(0, 7);
+        entries
+    }
+
+    /// Every field of an entry reads back as recorded, every kind of
+    /// value in its changes among them.
+    pub async fn audit_entries_round_trip_with_every_value<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Audited").await;
+        let task = TaskId::generate();
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Int(0),
+            Value::Int(-1),
+            Value::Int(i64::MAX),
+            Value::Int(i64::MIN),
+            Value::Text(String::new()),
+            Value::text("null"),
+            Value::text("true"),
+            Value::text("42"),
+            Value::text("\"quoted\" \\ back\tslash\r\nline 🦀 é"),
+            Value::text(" {\"not\": [\"json\"]} "),
+        ];
+        let mut changes = Changes::default();
+        for (i, value) in values.iter().enumerate() {
+            let next = values[(i + 1) % values.len()].clone();
+            changes.0.insert(
+                format!("field{i:02}"),
+                Change {
+                    from: value.clone(),
+                    to: next,
+                },
+            );
+        }
+        let mut full = entry(actor, EntityType::Task, task.0, Some(project.id), now());
+        full.action = AuditAction::TaskCreated;
+        full.changes = changes;
+        full.request_id = RequestId::parse(&"r".repeat(RequestId::MAX_LEN));
+        // A user's entry: no project, no request, no changes.
+        let mut bare = entry(actor, EntityType::User, actor.0, None, now());
+        bare.request_id = None;
+        bare.changes = Changes::default();
+        let mut conn = store.connection().await.expect("connection");
+        conn.record(&[full.clone(), bare.clone()])
+            .await
+            .expect("record");
+        assert_eq!(
+            conn.history(EntityType::Task, task.0, &page(None, 10))
+                .await
+                .expect("history"),
+            vec![full.clone()]
+        );
+        assert_eq!(
+            conn.activity(project.id, &page(None, 10))
+                .await
+                .expect("activity"),
+            vec![full]
+        );
+        assert_eq!(
+            conn.history(EntityType::User, actor.0, &page(None, 10))
+                .await
+                .expect("history"),
+            vec![bare]
+        );
+        // Every action, recorded and read back.
+        let (trail, _) = stored_project(&store, "Every action").await;
+        let mut all: Vec<AuditEntry> = AuditAction::ALL
+            .into_iter()
+            .map(|action| AuditEntry {
+                action,
+                ..entry(
+                    actor,
+                    action.entity_type(),
+                    uuid::Uuid::now_v7(),
+                    Some(trail.id),
+                    now(),
+                )
+            })
+            .collect();
+        conn.record(&all).await.expect("record");
+        newest_first(&mut all);
+        assert_eq!(
+            conn.activity(trail.id, &page(None, 100))
+                .await
+                .expect("activity"),
+            all
+        );
+    }
+
+    pub async fn audit_lists_are_newest_first_ties_by_id<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Order").await;
+        let task = TaskId::generate();
+        let mut entries = tied_entries(actor, project.id, task);
+        let mut conn = store.connection().await.expect("connection");
+        // One entry a call and all in one: the order is the store's.
+        conn.record(&entries[..3]).await.expect("record");
+        for entry in &entries[3..] {
+            conn.record(std::slice::from_ref(entry))
+                .await
+                .expect("record");
+        }
+        newest_first(&mut entries);
+        assert_eq!(
+            conn.activity(project.id, &page(None, 100))
+                .await
+                .expect("activity"),
+            entries
+        );
+        assert_eq!(
+            conn.history(EntityType::Task, task.0, &page(None, 100))
+                .await
+                .expect("history"),
+            entries
+        );
+        // limit + 1 rows, strictly after the cursor, also inside a tie.
+        let rows = conn
+            .activity(project.id, &page(Some(&entries[1]), 3))
+            .await
+            .expect("activity");
+        assert_eq!(rows, entries[2..6]);
+    }
+
+    pub async fn audit_keyset_pages_cover_everything_once<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Pages").await;
+        let task = TaskId::generate();
+        let mut entries = tied_entries(actor, project.id, task);
+        let mut conn = store.connection().await.expect("connection");
+        conn.record(&entries).await.expect("record");
+        newest_first(&mut entries);
+        for limit in [1, 2, 4] {
+            for history in [false, true] {
+                let mut seen: Vec<AuditEntry> = Vec::new();
+                loop {
+                    let q = page(seen.last(), limit);
+                    let rows = if history {
+                        conn.history(EntityType::Task, task.0, &q).await
+                    } else {
+                        conn.activity(project.id, &q).await
+                    }
+                    .expect("list");
+                    assert!(rows.len() <= limit as usize + 1, "at most limit + 1 rows");
+                    let more = rows.len() > limit as usize;
+                    seen.extend(rows.into_iter().take(limit as usize));
+                    if !more {
+                        break;
+                    }
+                }
+                assert_eq!(seen, entries, "limit {limit}, history {history}");
+            }
+        }
+    }
+
+    /// `activity` lists the entries of one project (about any entity in
+    /// it); `history` those of one entity, told apart by type too.
+    pub async fn activity_is_the_projects_and_history_the_entitys<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Mine").await;
+        let (other, _) = stored_project(&store, "Other").await;
+        let task = TaskId::generate().0;
+        let at = now();
+        let on_project = entry(
+            actor,
+            EntityType::Project,
+            project.id.0,
+            Some(project.id),
+            at,
+        );
+        let on_task = entry(actor, EntityType::Task, task, Some(project.id), at);
+        // The member entity's id is the user's; the user's entry is not
+        // the member's.
+        let on_member = entry(actor, EntityType::Member, actor.0, Some(project.id), at);
+        let on_user = entry(actor, EntityType::User, actor.0, None, at);
+        let on_other = entry(actor, EntityType::Task, task, Some(other.id), at);
+        let mut conn = store.connection().await.expect("connection");
+        conn.record(&[
+            on_project.clone(),
+            on_task.clone(),
+            on_member.clone(),
+            on_user.clone(),
+            on_other.clone(),
+        ])
+        .await
+        .expect("record");
+        let mut mine = vec![on_project.clone(), on_task.clone(), on_member.clone()];
+        newest_first(&mut mine);
+        let all = page(None, 100);
+        assert_eq!(
+            conn.activity(project.id, &all).await.expect("activity"),
+            mine
+        );
+        assert_eq!(
+            conn.activity(other.id, &all).await.expect("activity"),
+            vec![on_other.clone()]
+        );
+        let mut tasks = vec![on_task, on_other];
+        newest_first(&mut tasks);
+        assert_eq!(
+            conn.history(EntityType::Task, task, &all)
+                .await
+                .expect("history"),
+            tasks,
+            "an entity's history follows it across projects"
+        );
+        assert_eq!(
+            conn.history(EntityType::Member, actor.0, &all)
+                .await
+                .expect("history"),
+            vec![on_member]
+        );
+        assert_eq!(
+            conn.history(EntityType::User, actor.0, &all)
+                .await
+                .expect("history"),
+            vec![on_user]
+        );
+        assert_eq!(
+            conn.history(EntityType::Project, project.id.0, &all)
+                .await
+                .expect("history"),
+            vec![on_project]
+        );
+        assert!(
+            conn.history(EntityType::Task, project.id.0, &all)
+                .await
+                .expect("history")
+                .is_empty()
+        );
+    }
+
+    /// Entries recorded in a transaction are seen by it, by others only
+    /// once it commits, and never when it is dropped.
+    pub async fn audit_entries_commit_with_their_transaction<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Transactional").await;
+        let all = page(None, 100);
+        let project_entry = || {
+            entry(
+                actor,
+                EntityType::Project,
+                project.id.0,
+                Some(project.id),
+                now(),
+            )
+        };
+        let dropped = project_entry();
+        {
+            let mut tx = store.begin().await.expect("begin");
+            tx.record(std::slice::from_ref(&dropped))
+                .await
+                .expect("record");
+            assert_eq!(
+                tx.activity(project.id, &all).await.expect("activity"),
+                vec![dropped.clone()]
+            );
+            // Dropped without commit.
+        }
+        let mut conn = store.connection().await.expect("connection");
+        assert!(
+            conn.activity(project.id, &all)
+                .await
+                .expect("activity")
+                .is_empty()
+        );
+        assert!(
+            conn.history(EntityType::Project, project.id.0, &all)
+                .await
+                .expect("history")
+                .is_empty()
+        );
+        let committed = project_entry();
+        let mut tx = store.begin().await.expect("begin");
+        tx.record(std::slice::from_ref(&committed))
+            .await
+            .expect("record");
+        assert!(
+            conn.activity(project.id, &all)
+                .await
+                .expect("activity")
+                .is_empty(),
+            "uncommitted is unseen"
+        );
+        tx.commit().await.expect("commit");
+        assert_eq!(
+            conn.activity(project.id, &all).await.expect("activity"),
+            vec![committed.clone()]
+        );
+        assert_eq!(
+            conn.history(EntityType::Project, project.id.0, &all)
+                .await
+                .expect("history"),
+            vec![committed]
+        );
     }
 }
 
@@ -1194,6 +2373,116 @@ pub mod sessions {
             .rotate(&b.refresh_hash, &hash("new"), now() + Duration::hours(1))
             .await;
         assert!(rotated.expect("rotate").is_some());
+    }
+
+    /// `revoke_all` ends every session of the user, rotated ones too:
+    /// none is active, no refresh token of theirs rotates; another user's
+    /// session lives on. Revoking a user without sessions, or twice, is
+    /// fine.
+    pub async fn revoke_all_ends_every_session_of_the_user_only<S: SessionStore>(sessions: S) {
+        let first = session(Duration::hours(1));
+        let user = first.user_id;
+        let longest = Session {
+            user_id: user,
+            role: Role::Admin,
+            ..session(Duration::days(30))
+        };
+        let rotated = Session {
+            user_id: user,
+            ..session(Duration::minutes(5))
+        };
+        let bystander = session(Duration::hours(1));
+        for s in [&first, &longest, &rotated, &bystander] {
+            sessions.create(s).await.expect("create");
+        }
+        let current = hash("current");
+        let extended = sessions
+            .rotate(&rotated.refresh_hash, &current, now() + Duration::days(60))
+            .await
+            .expect("rotate");
+        assert!(extended.is_some());
+        sessions.revoke_all(user).await.expect("revoke all");
+        for s in [&first, &longest, &rotated] {
+            assert_eq!(sessions.active(s.id).await.expect("active"), None);
+        }
+        for token in [&first.refresh_hash, &longest.refresh_hash, &current] {
+            let again = sessions
+                .rotate(token, &hash("after"), now() + Duration::hours(1))
+                .await
+                .expect("rotate");
+            assert_eq!(again, None, "a revoked session's refresh token is dead");
+        }
+        assert_eq!(
+            sessions.active(bystander.id).await.expect("active"),
+            Some((bystander.user_id, bystander.role)),
+            "another user's session lives on"
+        );
+        let rotated = sessions
+            .rotate(
+                &bystander.refresh_hash,
+                &hash("new"),
+                now() + Duration::hours(1),
+            )
+            .await
+            .expect("rotate");
+        assert!(rotated.is_some());
+        sessions
+            .revoke_all(user)
+            .await
+            .expect("revoking twice is fine");
+        sessions
+            .revoke_all(UserId::generate())
+            .await
+            .expect("a user without sessions");
+    }
+
+    /// After `revoke_all`, a new session of the user (a login once the
+    /// account is enabled again) works, and a later `revoke_all` ends it.
+    pub async fn a_session_created_after_revoke_all_is_active<S: SessionStore>(sessions: S) {
+        let before = session(Duration::hours(1));
+        sessions.create(&before).await.expect("create");
+        sessions
+            .revoke_all(before.user_id)
+            .await
+            .expect("revoke all");
+        let after = Session {
+            user_id: before.user_id,
+            ..session(Duration::hours(1))
+        };
+        sessions.create(&after).await.expect("create");
+        assert_eq!(
+            sessions.active(after.id).await.expect("active"),
+            Some((after.user_id, after.role))
+        );
+        assert_eq!(sessions.active(before.id).await.expect("active"), None);
+        let next = hash("next");
+        let rotated = sessions
+            .rotate(&after.refresh_hash, &next, now() + Duration::hours(1))
+            .await
+            .expect("rotate");
+        assert!(rotated.is_some());
+        // A revoked session and an expired one among them change nothing.
+        let expired = Session {
+            user_id: before.user_id,
+            ..session(Duration::seconds(-1))
+        };
+        sessions.create(&expired).await.expect("create");
+        let revoked = Session {
+            user_id: before.user_id,
+            ..session(Duration::hours(1))
+        };
+        sessions.create(&revoked).await.expect("create");
+        sessions.revoke(revoked.id).await.expect("revoke");
+        sessions
+            .revoke_all(before.user_id)
+            .await
+            .expect("revoke all");
+        assert_eq!(sessions.active(after.id).await.expect("active"), None);
+        let again = sessions
+            .rotate(&next, &hash("later"), now() + Duration::hours(1))
+            .await
+            .expect("rotate");
+        assert_eq!(again, None);
     }
 
     pub async fn ping_answers<S: SessionStore>(sessions: S) {

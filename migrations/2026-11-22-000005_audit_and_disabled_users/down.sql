@@ -1,0 +1,2 @@
+DROP TABLE audit_entries;
+ALTER TABLE users DROP COLUMN disabled;
