@@ -147,12 +147,19 @@ impl<P: Ports> TaskFlow<P> {
             return Err(AdminError::NotFound);
         }
         tx.record(&entries).await?;
-        if user.disabled && !before.disabled {
+        let disabling = user.disabled && !before.disabled;
+        if disabling {
             // Before the commit: if the session store cannot end them, the
             // user stays enabled and the admin retries.
             self.sessions.revoke_all(user.id).await?;
         }
         tx.commit().await?;
+        if disabling {
+            // And after it: a login that read the user before the commit
+            // may have opened a session since (login checks again after
+            // opening one, which covers logins that end later).
+            self.sessions.revoke_all(user.id).await?;
+        }
         Ok(user)
     }
 
