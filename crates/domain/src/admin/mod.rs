@@ -173,7 +173,10 @@ impl<P: Ports> TaskFlow<P> {
         let Some(found) = tx.user_by_email(&email).await? else {
             return Err(AdminError::NotFound);
         };
-        let mut user = tx.user_for_update(found.id).await?.ok_or(AdminError::NotFound)?;
+        let mut user = tx
+            .user_for_update(found.id)
+            .await?
+            .ok_or(AdminError::NotFound)?;
         if user.role != Role::Admin {
             user.role = Role::Admin;
             tx.update_user(&user).await?;

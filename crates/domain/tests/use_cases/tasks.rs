@@ -8,18 +8,14 @@ use crate::harness::{Flow, create, fields, inbox, new_task, signed_in, stored, t
 
 fn invalid_create(result: Result<Task, TaskError>) -> Vec<String> {
     match result {
-        Err(TaskError::Invalid(errors)) => {
-            fields(&errors).into_iter().map(str::to_owned).collect()
-        }
+        Err(TaskError::Invalid(errors)) => fields(&errors).into_iter().map(str::to_owned).collect(),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
 
 fn invalid_update(result: Result<Task, TaskError>) -> Vec<String> {
     match result {
-        Err(TaskError::Invalid(errors)) => {
-            fields(&errors).into_iter().map(str::to_owned).collect()
-        }
+        Err(TaskError::Invalid(errors)) => fields(&errors).into_iter().map(str::to_owned).collect(),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
