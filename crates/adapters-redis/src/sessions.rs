@@ -16,12 +16,47 @@ use crate::pool::{LastError, LogErrors, Manager, last_error};
 /// before the session store counts as unavailable.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `{prefix}session:{id}` := hash, `{prefix}refresh:{hash}` := id, both
-/// expiring at the session's end. When that is already past, Redis deletes
-/// both keys at once (`PEXPIREAT` and `SET … PXAT` with a past time, since
-/// Redis 7), so such a session is never active.
+/// Lua shared by the scripts below, prepended to them.
 ///
-/// KEYS: session key, refresh key.
+/// `track` keeps a user's sessions in `{prefix}user-sessions:{user id}`, a
+/// sorted set of session ids scored by their expiry (unix ms): it drops
+/// the entries whose sessions have expired by Redis' clock (as their keys
+/// have), sets this session's expiry (or drops it when that is already
+/// past), and makes the set expire with its longest session, so it never
+/// outlives the sessions it lists.
+///
+/// `end_session` deletes a session and the refresh key still pointing at
+/// it.
+const FUNCTIONS: &str = r"
+local function track(set, id, expiry)
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', set, '-inf', now)
+  if tonumber(expiry) > now then
+    redis.call('ZADD', set, expiry, id)
+  else
+    redis.call('ZREM', set, id)
+  end
+  local longest = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')
+  if longest[2] then redis.call('PEXPIREAT', set, longest[2]) end
+end
+
+local function end_session(session, refresh_prefix, id, hash)
+  if hash then
+    local refresh = refresh_prefix .. hash
+    if redis.call('GET', refresh) == id then redis.call('DEL', refresh) end
+  end
+  redis.call('DEL', session)
+end
+";
+
+/// `{prefix}session:{id}` := hash, `{prefix}refresh:{hash}` := id, both
+/// expiring at the session's end, and the session tracked in its user's
+/// set. When that end is already past, Redis deletes both keys at once
+/// (`PEXPIREAT` and `SET … PXAT` with a past time, since Redis 7), so such
+/// a session is never active (nor tracked).
+///
+/// KEYS: session key, refresh key, the user's set.
 /// ARGV: session id, user id, role, refresh hash, expires_at (unix µs),
 ///       expiry (unix ms).
 const CREATE: &str = r"
@@ -30,16 +65,19 @@ redis.call('HSET', KEYS[1], 'user_id', ARGV[2], 'role', ARGV[3],
     'refresh_hash', ARGV[4], 'expires_at', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 redis.call('SET', KEYS[2], ARGV[1], 'PXAT', ARGV[6])
+track(KEYS[3], ARGV[1], ARGV[6])
 return 1
 ";
 
 /// Redeems a refresh token: the old refresh key is deleted whatever happens
 /// next, so a token works at most once; the session must still exist and
-/// hold that very token. Returns `{id, user_id, role}` or nil.
+/// hold that very token. Returns `{id, user_id, role}` or nil. The new
+/// expiry goes into the user's set too (which also starts tracking a
+/// session created before there were sets).
 ///
 /// KEYS: refresh key of the old hash, refresh key of the new hash.
 /// ARGV: session key prefix, old hash, new hash, expires_at (unix µs),
-///       expiry (unix ms).
+///       expiry (unix ms), user set prefix.
 const ROTATE: &str = r"
 local id = redis.call('GET', KEYS[1])
 if not id then return nil end
@@ -50,21 +88,44 @@ if not fields[1] or fields[3] ~= ARGV[2] then return nil end
 redis.call('HSET', session, 'refresh_hash', ARGV[3], 'expires_at', ARGV[4])
 redis.call('PEXPIREAT', session, ARGV[5])
 redis.call('SET', KEYS[2], id, 'PXAT', ARGV[5])
+track(ARGV[6] .. fields[1], id, ARGV[5])
 return {id, fields[1], fields[2]}
 ";
 
-/// Deletes a session and the refresh key still pointing at it.
+/// Deletes a session, the refresh key still pointing at it, and its entry
+/// in its user's set.
 ///
-/// KEYS: session key. ARGV: refresh key prefix, session id.
+/// KEYS: session key. ARGV: refresh key prefix, session id, user set
+/// prefix.
 const REVOKE: &str = r"
-local hash = redis.call('HGET', KEYS[1], 'refresh_hash')
-if hash then
-  local refresh = ARGV[1] .. hash
-  if redis.call('GET', refresh) == ARGV[2] then redis.call('DEL', refresh) end
+local fields = redis.call('HMGET', KEYS[1], 'user_id', 'refresh_hash')
+if fields[1] then redis.call('ZREM', ARGV[3] .. fields[1], ARGV[2]) end
+end_session(KEYS[1], ARGV[1], ARGV[2], fields[2])
+return 1
+";
+
+/// Deletes every session in the user's set (each checked to be the
+/// user's), their refresh keys, and the set. Sessions created before
+/// there were sets (by an older version of this store) are in none until
+/// they rotate: this misses them, and they end at their expiry.
+///
+/// KEYS: the user's set. ARGV: session key prefix, refresh key prefix,
+/// user id.
+const REVOKE_ALL: &str = r"
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(ids) do
+  local session = ARGV[1] .. id
+  local fields = redis.call('HMGET', session, 'user_id', 'refresh_hash')
+  if fields[1] == ARGV[3] then end_session(session, ARGV[2], id, fields[2]) end
 end
 redis.call('DEL', KEYS[1])
 return 1
 ";
+
+/// A script: the shared functions, then `body`.
+fn script(body: &str) -> Script {
+    Script::new(&format!("{FUNCTIONS}{body}"))
+}
 
 /// Sessions in Redis, shared by every instance of the server.
 ///
@@ -72,10 +133,13 @@ return 1
 ///
 /// - `{prefix}session:{session id}`: a hash with `user_id`, `role`,
 ///   `refresh_hash` and `expires_at` (unix microseconds);
-/// - `{prefix}refresh:{refresh token hash}`: the session id.
+/// - `{prefix}refresh:{refresh token hash}`: the session id;
+/// - `{prefix}user-sessions:{user id}`: a sorted set of the user's session
+///   ids, scored by their expiry, for `revoke_all`.
 ///
-/// Both expire (`PEXPIREAT`) when the session does. Rotation and revocation
-/// are Lua scripts, so they are atomic; the scripts touch keys they derive
+/// They expire (`PEXPIREAT`) when the session does (the set with the
+/// user's longest session). Every write is a Lua script, so it is atomic
+/// and holds across instances; the scripts touch keys they derive
 /// from what they read, so the store needs a single Redis node (standalone
 /// or Sentinel-managed), not Redis Cluster.
 ///
@@ -90,9 +154,11 @@ struct Shared {
     prefix: String,
     session_prefix: String,
     refresh_prefix: String,
+    user_sessions_prefix: String,
     create: Script,
     rotate: Script,
     revoke: Script,
+    revoke_all: Script,
     last_error: LastError,
 }
 
@@ -153,10 +219,12 @@ impl RedisSessionStore {
             shared: Arc::new(Shared {
                 session_prefix: format!("{prefix}session:"),
                 refresh_prefix: format!("{prefix}refresh:"),
+                user_sessions_prefix: format!("{prefix}user-sessions:"),
                 prefix,
-                create: Script::new(CREATE),
-                rotate: Script::new(ROTATE),
-                revoke: Script::new(REVOKE),
+                create: script(CREATE),
+                rotate: script(ROTATE),
+                revoke: script(REVOKE),
+                revoke_all: script(REVOKE_ALL),
                 last_error,
             }),
         })
@@ -173,6 +241,10 @@ impl RedisSessionStore {
 
     fn refresh_key(&self, hash: &TokenHash) -> String {
         format!("{}{}", self.shared.refresh_prefix, hash.0)
+    }
+
+    fn user_sessions_key(&self, user: UserId) -> String {
+        format!("{}{user}", self.shared.user_sessions_prefix)
     }
 
     /// Sends one request on a pooled connection. An idempotent request that
@@ -246,6 +318,7 @@ impl SessionStore for RedisSessionStore {
         let mut invocation = self.shared.create.key(self.session_key(session.id));
         invocation
             .key(self.refresh_key(&session.refresh_hash))
+            .key(self.user_sessions_key(session.user_id))
             .arg(session.id.to_string())
             .arg(session.user_id.to_string())
             .arg(session.role.as_str())
@@ -297,7 +370,8 @@ impl SessionStore for RedisSessionStore {
             .arg(&old.0)
             .arg(&new.0)
             .arg(micros)
-            .arg(millis);
+            .arg(millis)
+            .arg(&self.shared.user_sessions_prefix);
         let found: Option<(String, Option<String>, Option<String>)> = self
             .request(Request::Script(&invocation), Retry::Never)
             .await?;
@@ -329,7 +403,18 @@ impl SessionStore for RedisSessionStore {
         let mut invocation = self.shared.revoke.key(self.session_key(id));
         invocation
             .arg(&self.shared.refresh_prefix)
-            .arg(id.to_string());
+            .arg(id.to_string())
+            .arg(&self.shared.user_sessions_prefix);
+        self.request(Request::Script(&invocation), Retry::IfStale)
+            .await
+    }
+
+    async fn revoke_all(&self, user: UserId) -> Result<(), PortError> {
+        let mut invocation = self.shared.revoke_all.key(self.user_sessions_key(user));
+        invocation
+            .arg(&self.shared.session_prefix)
+            .arg(&self.shared.refresh_prefix)
+            .arg(user.to_string());
         self.request(Request::Script(&invocation), Retry::IfStale)
             .await
     }

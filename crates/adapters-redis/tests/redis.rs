@@ -57,10 +57,12 @@ async fn keys_live_under_the_prefix() {
     let mut expected = vec![
         format!("{prefix}refresh:{}", new.0),
         format!("{prefix}session:{}", s.id),
+        format!("{prefix}user-sessions:{}", s.user_id),
     ];
     expected.sort();
     assert_eq!(keys(&mut conn, &prefix).await, expected);
-    // Nothing leaked outside the prefix: no key names this session or its tokens.
+    // Nothing leaked outside the prefix: no key names this session, its
+    // tokens or its user.
     let everywhere: Vec<String> = redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut conn)
@@ -69,17 +71,20 @@ async fn keys_live_under_the_prefix() {
     let ours: Vec<&String> = everywhere
         .iter()
         .filter(|k| {
-            k.contains(&s.id.to_string()) || k.contains(&s.refresh_hash.0) || k.contains(&new.0)
+            k.contains(&s.id.to_string())
+                || k.contains(&s.refresh_hash.0)
+                || k.contains(&new.0)
+                || k.contains(&s.user_id.to_string())
         })
         .collect();
     assert!(ours.iter().all(|k| k.starts_with(&prefix)), "{ours:?}");
-    assert_eq!(ours.len(), 2, "{ours:?}");
+    assert_eq!(ours.len(), 3, "{ours:?}");
 
     store.revoke(s.id).await.expect("revoke");
     assert_eq!(
         keys(&mut conn, &prefix).await,
         Vec::<String>::new(),
-        "revoking removes the session and its refresh key"
+        "revoking removes the session, its refresh key and its user's entry"
     );
 }
 
@@ -92,7 +97,8 @@ async fn keys_expire_with_the_session() {
     let mut conn = raw().await;
     let session_key = format!("{prefix}session:{}", s.id);
     let refresh_key = format!("{prefix}refresh:{}", s.refresh_hash.0);
-    for key in [&session_key, &refresh_key] {
+    let user_key = format!("{prefix}user-sessions:{}", s.user_id);
+    for key in [&session_key, &refresh_key, &user_key] {
         let ttl: i64 = redis::cmd("PTTL")
             .arg(key)
             .query_async(&mut conn)
@@ -112,7 +118,7 @@ async fn keys_expire_with_the_session() {
         .expect("rotate")
         .expect("rotated");
     let refresh_key = format!("{prefix}refresh:{}", new.0);
-    for key in [&session_key, &refresh_key] {
+    for key in [&session_key, &refresh_key, &user_key] {
         let ttl: i64 = redis::cmd("PTTL")
             .arg(key)
             .query_async(&mut conn)
@@ -151,6 +157,192 @@ async fn a_session_expires_in_time() {
         .await
         .expect("rotate");
     assert_eq!(rotated, None);
+}
+
+/// The user's session ids in their set, with their expiry (unix ms).
+async fn tracked(
+    conn: &mut redis::aio::MultiplexedConnection,
+    store: &RedisSessionStore,
+    user: UserId,
+) -> Vec<(String, i64)> {
+    redis::cmd("ZRANGE")
+        .arg(format!("{}user-sessions:{user}", store.key_prefix()))
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(conn)
+        .await
+        .expect("ZRANGE")
+}
+
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).expect("in range")
+}
+
+#[tokio::test]
+async fn a_users_set_lists_their_live_sessions_and_expires_with_the_longest() {
+    let store = store().await;
+    let mut conn = raw().await;
+    let short = session(time::Duration::milliseconds(300));
+    let user = short.user_id;
+    let long = Session {
+        user_id: user,
+        ..session(time::Duration::hours(2))
+    };
+    let middle = Session {
+        user_id: user,
+        ..session(time::Duration::hours(1))
+    };
+    for s in [&short, &long, &middle] {
+        store.create(s).await.expect("create");
+    }
+    let mut expected = vec![
+        (short.id.to_string(), unix_ms(short.expires_at)),
+        (middle.id.to_string(), unix_ms(middle.expires_at)),
+        (long.id.to_string(), unix_ms(long.expires_at)),
+    ];
+    assert_eq!(tracked(&mut conn, &store, user).await, expected);
+    let user_key = format!("{}user-sessions:{user}", store.key_prefix());
+    let expires: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&user_key)
+        .query_async(&mut conn)
+        .await
+        .expect("PEXPIRETIME");
+    assert_eq!(expires, unix_ms(long.expires_at), "with the longest");
+
+    // An expired session's entry goes at the next write to the set.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = Session {
+        user_id: user,
+        ..session(time::Duration::minutes(1))
+    };
+    store.create(&later).await.expect("create");
+    expected.remove(0);
+    expected.insert(0, (later.id.to_string(), unix_ms(later.expires_at)));
+    assert_eq!(tracked(&mut conn, &store, user).await, expected);
+
+    // Rotation moves the entry's expiry, and the set's.
+    let new = hash("new");
+    let until = OffsetDateTime::now_utc() + time::Duration::days(1);
+    store
+        .rotate(&later.refresh_hash, &new, until)
+        .await
+        .expect("rotate")
+        .expect("rotated");
+    let expires: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&user_key)
+        .query_async(&mut conn)
+        .await
+        .expect("PEXPIRETIME");
+    assert_eq!(expires, unix_ms(until));
+
+    // Revoking one removes its entry; revoking all removes every key.
+    store.revoke(middle.id).await.expect("revoke");
+    let ids: Vec<String> = tracked(&mut conn, &store, user)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids, [long.id.to_string(), later.id.to_string()]);
+    store.revoke_all(user).await.expect("revoke all");
+    assert_eq!(
+        keys(&mut conn, store.key_prefix()).await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn revoke_all_holds_across_instances() {
+    let first = store().await;
+    let second =
+        RedisSessionStore::connect(&redis_url(), first.key_prefix(), 2).expect("a second instance");
+    let a = session(time::Duration::hours(1));
+    let b = Session {
+        user_id: a.user_id,
+        ..session(time::Duration::hours(1))
+    };
+    first.create(&a).await.expect("create");
+    second.create(&b).await.expect("create");
+    let new = hash("new");
+    second
+        .rotate(
+            &a.refresh_hash,
+            &new,
+            OffsetDateTime::now_utc() + time::Duration::days(2),
+        )
+        .await
+        .expect("rotate")
+        .expect("rotated");
+    first.revoke_all(a.user_id).await.expect("revoke all");
+    for store in [&first, &second] {
+        for s in [&a, &b] {
+            assert_eq!(store.active(s.id).await.expect("active"), None);
+        }
+        let rotated = store
+            .rotate(
+                &new,
+                &hash("later"),
+                OffsetDateTime::now_utc() + time::Duration::hours(1),
+            )
+            .await
+            .expect("rotate");
+        assert_eq!(rotated, None);
+    }
+    let mut conn = raw().await;
+    assert_eq!(
+        keys(&mut conn, first.key_prefix()).await,
+        Vec::<String>::new()
+    );
+}
+
+/// A session written before there were user sets (as an older version of
+/// the store wrote it) is in none: `revoke_all` misses it until its first
+/// rotation, which starts tracking it.
+#[tokio::test]
+async fn a_session_from_before_user_sets_is_tracked_once_it_rotates() {
+    let store = store().await;
+    let prefix = store.key_prefix().to_owned();
+    let s = session(time::Duration::hours(1));
+    let mut conn = raw().await;
+    let session_key = format!("{prefix}session:{}", s.id);
+    let micros = s.expires_at.unix_timestamp_nanos() / 1_000;
+    let () = redis::cmd("HSET")
+        .arg(&session_key)
+        .arg("user_id")
+        .arg(s.user_id.to_string())
+        .arg("role")
+        .arg("user")
+        .arg("refresh_hash")
+        .arg(&s.refresh_hash.0)
+        .arg("expires_at")
+        .arg(micros.to_string())
+        .query_async(&mut conn)
+        .await
+        .expect("HSET");
+    let () = redis::cmd("SET")
+        .arg(format!("{prefix}refresh:{}", s.refresh_hash.0))
+        .arg(s.id.to_string())
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    store.revoke_all(s.user_id).await.expect("revoke all");
+    assert!(
+        store.active(s.id).await.expect("active").is_some(),
+        "untracked: left to expire"
+    );
+    let new = hash("new");
+    store
+        .rotate(
+            &s.refresh_hash,
+            &new,
+            OffsetDateTime::now_utc() + time::Duration::hours(1),
+        )
+        .await
+        .expect("rotate")
+        .expect("rotated");
+    store.revoke_all(s.user_id).await.expect("revoke all");
+    assert_eq!(store.active(s.id).await.expect("active"), None);
+    assert_eq!(keys(&mut conn, &prefix).await, Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -258,6 +450,7 @@ async fn an_unreachable_redis_is_unavailable_not_a_hang() {
                 .map(|_| ())
         }),
         Box::pin(async { store.revoke(s.id).await }),
+        Box::pin(async { store.revoke_all(s.user_id).await }),
         Box::pin(async { store.ping().await }),
     ];
     let results = tokio::time::timeout(Duration::from_secs(10), join_all(calls))

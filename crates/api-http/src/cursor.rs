@@ -25,7 +25,10 @@ fn encode(list: &str, parts: &[&str]) -> String {
 fn decode(list: &str, raw: &str, parts: usize) -> Option<Vec<String>> {
     let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
     let text = String::from_utf8(bytes).ok()?;
-    let rest = text.strip_prefix("v1|")?.strip_prefix(list)?.strip_prefix('|')?;
+    let rest = text
+        .strip_prefix("v1|")?
+        .strip_prefix(list)?
+        .strip_prefix('|')?;
     let split: Vec<String> = rest.splitn(parts, '|').map(str::to_owned).collect();
     (split.len() == parts).then_some(split)
 }
@@ -52,7 +55,10 @@ impl Position for (String, ProjectId) {
     }
     fn decode(raw: &str) -> Option<Self> {
         let parts = decode(Self::LIST, raw, 2)?;
-        Some((parts[1].clone(), ProjectId(Uuid::parse_str(&parts[0]).ok()?)))
+        Some((
+            parts[1].clone(),
+            ProjectId(Uuid::parse_str(&parts[0]).ok()?),
+        ))
     }
 }
 
@@ -155,12 +161,22 @@ mod tests {
     #[test]
     fn positions_round_trip_and_stay_in_their_list() {
         let project = ("a|b c".to_owned(), ProjectId::generate());
-        assert_eq!(<(String, ProjectId)>::decode(&project.encode()), Some(project.clone()));
-        let at = OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_000).expect("in range");
+        assert_eq!(
+            <(String, ProjectId)>::decode(&project.encode()),
+            Some(project.clone())
+        );
+        let at =
+            OffsetDateTime::from_unix_timestamp_nanos(1_795_000_000_123_456_000).expect("in range");
         let member = (at, UserId::generate());
-        assert_eq!(<(OffsetDateTime, UserId)>::decode(&member.encode()), Some(member));
+        assert_eq!(
+            <(OffsetDateTime, UserId)>::decode(&member.encode()),
+            Some(member)
+        );
         let entry = (at, AuditId::generate());
-        assert_eq!(<(OffsetDateTime, AuditId)>::decode(&entry.encode()), Some(entry));
+        assert_eq!(
+            <(OffsetDateTime, AuditId)>::decode(&entry.encode()),
+            Some(entry)
+        );
         // A members cursor is not an audit cursor.
         assert_eq!(<(OffsetDateTime, AuditId)>::decode(&member.encode()), None);
         let user = UserId::generate();

@@ -100,12 +100,18 @@ fn register_routes<P: Ports>(r: &mut Routes<'_>) {
     let mut project = get(projects::get_project::<P>);
     project.extend([
         (Method::PATCH, web::patch().to(projects::patch_project::<P>)),
-        (Method::DELETE, web::delete().to(projects::delete_project::<P>)),
+        (
+            Method::DELETE,
+            web::delete().to(projects::delete_project::<P>),
+        ),
     ]);
     r.resource("/api/v1/projects/{id}", project);
     r.resource(
         "/api/v1/projects/{id}/transfer",
-        vec![(Method::POST, web::post().to(projects::transfer_project::<P>))],
+        vec![(
+            Method::POST,
+            web::post().to(projects::transfer_project::<P>),
+        )],
     );
     let mut members = get(projects::list_members::<P>);
     members.push((Method::POST, web::post().to(projects::add_member::<P>)));
@@ -114,10 +120,16 @@ fn register_routes<P: Ports>(r: &mut Routes<'_>) {
         "/api/v1/projects/{id}/members/{userId}",
         vec![
             (Method::PATCH, web::patch().to(projects::patch_member::<P>)),
-            (Method::DELETE, web::delete().to(projects::delete_member::<P>)),
+            (
+                Method::DELETE,
+                web::delete().to(projects::delete_member::<P>),
+            ),
         ],
     );
-    r.resource("/api/v1/projects/{id}/activity", get(projects::activity::<P>));
+    r.resource(
+        "/api/v1/projects/{id}/activity",
+        get(projects::activity::<P>),
+    );
     r.resource("/api/v1/admin/users", get(admin::list_users::<P>));
     r.resource(
         "/api/v1/admin/users/{id}",

@@ -5,15 +5,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use crate::dto::{
-    CreateTaskRequest, LoginRequest, MeResponse, PatchTaskRequest, RefreshRequest, RegisterRequest,
-    ReplaceTaskRequest, TaskPriority, TaskResponse, TaskStatus, TokenResponse, UserResponse,
-};
 use crate::dto::admin::{AdminUserResponse, PatchUserRequest, SystemRole};
 use crate::dto::audit::{AuditEntryResponse, FieldChange};
 use crate::dto::projects::{
     AddMemberRequest, AssignableRole, CreateProjectRequest, MemberResponse, PatchMemberRequest,
     PatchProjectRequest, ProjectResponse, Role, TransferRequest,
+};
+use crate::dto::{
+    CreateTaskRequest, LoginRequest, MeResponse, PatchTaskRequest, RefreshRequest, RegisterRequest,
+    ReplaceTaskRequest, TaskPriority, TaskResponse, TaskStatus, TokenResponse, UserResponse,
 };
 use crate::envelope::{ErrorBody, ErrorEnvelope, Meta, Pagination};
 use crate::error::ErrorCode;

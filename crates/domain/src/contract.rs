@@ -1991,28 +1991,39 @@ pub mod audit {
                 .expect("history"),
             vec![bare]
         );
-        // Every action, recorded and read back.
+        // Every action, recorded and read back: the users' (in no project)
+        // in the user's history, the others in the project's activity.
         let (trail, _) = stored_project(&store, "Every action").await;
-        let mut all: Vec<AuditEntry> = AuditAction::ALL
+        let user = stored_user(&store).await.id;
+        let (mut of_user, mut in_project): (Vec<AuditEntry>, Vec<AuditEntry>) = AuditAction::ALL
             .into_iter()
-            .map(|action| AuditEntry {
-                action,
-                ..entry(
-                    actor,
-                    action.entity_type(),
-                    uuid::Uuid::now_v7(),
-                    Some(trail.id),
-                    now(),
-                )
+            .map(|action| {
+                let entity_type = action.entity_type();
+                let (entity, project) = match entity_type {
+                    EntityType::User => (user.0, None),
+                    _ => (uuid::Uuid::now_v7(), Some(trail.id)),
+                };
+                AuditEntry {
+                    action,
+                    ..entry(actor, entity_type, entity, project, now())
+                }
             })
-            .collect();
-        conn.record(&all).await.expect("record");
-        newest_first(&mut all);
+            .partition(|e| e.entity_type == EntityType::User);
+        conn.record(&of_user).await.expect("record");
+        conn.record(&in_project).await.expect("record");
+        newest_first(&mut of_user);
+        newest_first(&mut in_project);
         assert_eq!(
             conn.activity(trail.id, &page(None, 100))
                 .await
                 .expect("activity"),
-            all
+            in_project
+        );
+        assert_eq!(
+            conn.history(EntityType::User, user.0, &page(None, 100))
+                .await
+                .expect("history"),
+            of_user
         );
     }
 

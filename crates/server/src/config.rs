@@ -266,9 +266,8 @@ impl Config {
             .split(',')
             .filter(|raw| !raw.trim().is_empty())
             .map(|raw| {
-                domain::Email::parse(raw).map_err(|e| {
-                    ConfigError::new("ADMIN_EMAILS", format!("{:?}: {e}", raw.trim()))
-                })
+                domain::Email::parse(raw)
+                    .map_err(|e| ConfigError::new("ADMIN_EMAILS", format!("{:?}: {e}", raw.trim())))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use adapters_memory::MemorySessionStore;
 use adapters_postgres::PgStore;
 use domain::{
-    MemberRef, NewMember, NewProject, NewTask, Priority, ProjectRole, RegisterError,
-    RegisterInput, Status,
+    MemberRef, NewMember, NewProject, NewTask, Priority, ProjectRole, RegisterError, RegisterInput,
+    Status,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -190,7 +190,9 @@ async fn shared_project<P: domain::Ports>(
             title: title.to_owned(),
             ..NewTask::default()
         };
-        app.create_task(ada, task).await.map_err(|e| e.to_string())?;
+        app.create_task(ada, task)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

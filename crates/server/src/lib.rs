@@ -226,9 +226,9 @@ where
 async fn promote_admins<P: Ports>(app: &TaskFlow<P>, config: &Config) -> Result<(), StartupError> {
     for email in &config.admin_emails {
         match app.promote(email.as_str()).await {
-            Ok(_) => tracing::info!(%email, "ADMIN_EMAILS: a system admin"),
+            Ok(_) => tracing::info!(email = email.as_str(), "ADMIN_EMAILS: a system admin"),
             Err(domain::AdminError::NotFound) => tracing::info!(
-                %email,
+                email = email.as_str(),
                 "ADMIN_EMAILS: not registered yet; a system admin once registered"
             ),
             Err(source) => {

@@ -43,9 +43,7 @@ async fn promote(email: &str, yes: bool, config: &Config) -> Result<String, Stri
     let store: PgStore = connect_database(url.expose(), config)
         .await
         .map_err(|e| domain::error::describe(&e))?;
-    let hasher = production_hasher(config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let hasher = production_hasher(config).await.map_err(|e| e.to_string())?;
     let app = taskflow::<Adapters<PgStore, MemorySessionStore>>(
         store,
         MemorySessionStore::default(),

@@ -148,7 +148,9 @@ pub struct AddMemberRequest {
     pub role: AssignableRole,
 }
 
-fn one_of_email_or_id(user_id: &Option<Uuid>) -> impl FnOnce(&Option<String>, &()) -> garde::Result + '_ {
+fn one_of_email_or_id(
+    user_id: &Option<Uuid>,
+) -> impl FnOnce(&Option<String>, &()) -> garde::Result + '_ {
     move |email, _| match (email, user_id) {
         (Some(_), None) | (None, Some(_)) => Ok(()),
         (Some(_), Some(_)) => Err(garde::Error::new("give either email or userId, not both")),

@@ -51,7 +51,10 @@ pub async fn list_users<P: Ports>(
         .admin_users(caller.principal, UserQuery { q, after, limit })
         .await?;
     let items = page.items.iter().map(AdminUserResponse::from).collect();
-    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+    Ok(Reply::page(
+        items,
+        cursor::pagination(limit, page.next.as_ref()),
+    ))
 }
 
 /// Disable or re-enable a user, or change their system role. Disabling

@@ -67,7 +67,10 @@ pub async fn list_projects<P: Ports>(
     };
     let page = app.projects(caller.principal, query).await?;
     let items = page.items.iter().map(ProjectResponse::from).collect();
-    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+    Ok(Reply::page(
+        items,
+        cursor::pagination(limit, page.next.as_ref()),
+    ))
 }
 
 /// Create a project; the caller is its owner.
@@ -223,10 +226,17 @@ pub async fn list_members<P: Ports>(
     let (limit, after) = page.into_inner().parse(&mut errors);
     cursor::check(errors)?;
     let page = app
-        .members(caller.principal, ProjectId(*id), MemberQuery { after, limit })
+        .members(
+            caller.principal,
+            ProjectId(*id),
+            MemberQuery { after, limit },
+        )
         .await?;
     let items = page.items.iter().map(MemberResponse::from).collect();
-    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+    Ok(Reply::page(
+        items,
+        cursor::pagination(limit, page.next.as_ref()),
+    ))
 }
 
 /// Add a user (by e-mail or id) as admin, member or viewer.
@@ -356,8 +366,15 @@ pub async fn activity<P: Ports>(
     let (limit, after) = page.into_inner().parse(&mut errors);
     cursor::check(errors)?;
     let page = app
-        .project_activity(caller.principal, ProjectId(*id), AuditQuery { after, limit })
+        .project_activity(
+            caller.principal,
+            ProjectId(*id),
+            AuditQuery { after, limit },
+        )
         .await?;
     let items = page.items.iter().map(AuditEntryResponse::from).collect();
-    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+    Ok(Reply::page(
+        items,
+        cursor::pagination(limit, page.next.as_ref()),
+    ))
 }

@@ -11,12 +11,12 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
+use crate::cursor::{self, PageParams};
+use crate::dto::audit::AuditEntryResponse;
 use crate::dto::{
     CreateTaskRequest, PatchTaskRequest, ReplaceTaskRequest, TaskPriority, TaskResponse,
     TaskStatus, schemas,
 };
-use crate::cursor::{self, PageParams};
-use crate::dto::audit::AuditEntryResponse;
 use crate::envelope::{Envelope, ErrorEnvelope, Pagination, Reply};
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
@@ -70,7 +70,9 @@ impl ListTasksParams {
         let project_id = self.project_id.and_then(|raw| {
             errors.check(
                 "projectId",
-                Uuid::parse_str(&raw).map(ProjectId).map_err(|_| "must be a UUID"),
+                Uuid::parse_str(&raw)
+                    .map(ProjectId)
+                    .map_err(|_| "must be a UUID"),
             )
         });
         let assignee_id = self.assignee_id.and_then(|raw| {
@@ -402,5 +404,8 @@ pub async fn task_history<P: Ports>(
         .task_history(caller.principal, TaskId(*id), AuditQuery { after, limit })
         .await?;
     let items = page.items.iter().map(AuditEntryResponse::from).collect();
-    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())))
+    Ok(Reply::page(
+        items,
+        cursor::pagination(limit, page.next.as_ref()),
+    ))
 }

@@ -147,12 +147,19 @@ impl<P: Ports> TaskFlow<P> {
             return Err(AdminError::NotFound);
         }
         tx.record(&entries).await?;
-        if user.disabled && !before.disabled {
+        let disabling = user.disabled && !before.disabled;
+        if disabling {
             // Before the commit: if the session store cannot end them, the
             // user stays enabled and the admin retries.
             self.sessions.revoke_all(user.id).await?;
         }
         tx.commit().await?;
+        if disabling {
+            // And after it: a login that read the user before the commit
+            // may have opened a session since (login checks again after
+            // opening one, which covers logins that end later).
+            self.sessions.revoke_all(user.id).await?;
+        }
         Ok(user)
     }
 
@@ -166,7 +173,10 @@ impl<P: Ports> TaskFlow<P> {
         let Some(found) = tx.user_by_email(&email).await? else {
             return Err(AdminError::NotFound);
         };
-        let mut user = tx.user_for_update(found.id).await?.ok_or(AdminError::NotFound)?;
+        let mut user = tx
+            .user_for_update(found.id)
+            .await?
+            .ok_or(AdminError::NotFound)?;
         if user.role != Role::Admin {
             user.role = Role::Admin;
             tx.update_user(&user).await?;

@@ -324,10 +324,7 @@ mod tests {
         for entity in EntityType::ALL {
             assert_eq!(EntityType::parse(entity.as_str()), Some(entity));
         }
-        assert_eq!(
-            AuditAction::MemberLeft.entity_type(),
-            EntityType::Member
-        );
+        assert_eq!(AuditAction::MemberLeft.entity_type(), EntityType::Member);
     }
 
     #[test]
@@ -335,18 +332,32 @@ mod tests {
         let before = vec![("title", Value::text("a")), ("status", Value::text("todo"))];
         let after = vec![("title", Value::text("b")), ("status", Value::text("todo"))];
         let changes = Changes::between(Some(before.clone()), Some(after));
-        assert_eq!(changes, Changes::one("title", Value::text("a"), Value::text("b")));
+        assert_eq!(
+            changes,
+            Changes::one("title", Value::text("a"), Value::text("b"))
+        );
         let deleted = Changes::between(Some(before), None);
         assert_eq!(deleted.0.len(), 2);
         assert!(deleted.0.values().all(|c| c.to == Value::Null));
-        let created = Changes::between(None, Some(vec![("title", Value::text("a")), ("dueDate", Value::Null)]));
+        let created = Changes::between(
+            None,
+            Some(vec![("title", Value::text("a")), ("dueDate", Value::Null)]),
+        );
         // A null that stays null is no change.
-        assert_eq!(created, Changes::one("title", Value::Null, Value::text("a")));
+        assert_eq!(
+            created,
+            Changes::one("title", Value::Null, Value::text("a"))
+        );
     }
 
     #[test]
     fn request_ids_are_checked() {
-        assert_eq!(RequestId::parse("req-1.a_B").map(|r| r.to_string()).as_deref(), Some("req-1.a_B"));
+        assert_eq!(
+            RequestId::parse("req-1.a_B")
+                .map(|r| r.to_string())
+                .as_deref(),
+            Some("req-1.a_B")
+        );
         assert!(RequestId::parse("").is_none());
         assert!(RequestId::parse(&"x".repeat(65)).is_none());
         assert!(RequestId::parse(&"x".repeat(64)).is_some());

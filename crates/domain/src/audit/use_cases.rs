@@ -39,11 +39,15 @@ impl<P: Ports> TaskFlow<P> {
         check_limit(query.limit).map_err(TaskError::Invalid)?;
         let mut conn = self.store.connection().await?;
         let task = conn.task(id).await?.ok_or(TaskError::NotFound)?;
-        read_authorized(&mut conn, task.project_id, principal.user_id, Action::ViewActivity)
-            .await?
-            .map_err(TaskError::about_task)?;
+        read_authorized(
+            &mut conn,
+            task.project_id,
+            principal.user_id,
+            Action::ViewActivity,
+        )
+        .await?
+        .map_err(TaskError::about_task)?;
         let rows = conn.history(EntityType::Task, id.0, &query).await?;
         Ok(Page::from_rows(rows, query.limit, |e| (e.at, e.id)))
     }
 }
-

@@ -373,13 +373,19 @@ impl<P: Ports> TaskFlow<P> {
             (to, heir.role, ProjectRole::Owner),
         ] {
             if !tx.update_member_role(id, user, role).await? {
-                return Err(PortError::unexpected("database", "a member vanished under lock").into());
+                return Err(
+                    PortError::unexpected("database", "a member vanished under lock").into(),
+                );
             }
             entries.push(actor.entry(
                 AuditAction::MemberRoleChanged,
                 user.0,
                 Some(id),
-                Changes::one("role", Value::text(from.as_str()), Value::text(role.as_str())),
+                Changes::one(
+                    "role",
+                    Value::text(from.as_str()),
+                    Value::text(role.as_str()),
+                ),
             ));
         }
         self.save_project(&mut tx, &project).await?;
@@ -425,8 +431,7 @@ impl<P: Ports> TaskFlow<P> {
         let actor = self.actor(&principal);
         let role = assignable(input.role)?;
         let mut tx = self.store.begin().await?;
-        let (project, _) =
-            lock_authorized(&mut tx, id, actor.user_id, Action::AddMember).await??;
+        let (project, _) = lock_authorized(&mut tx, id, actor.user_id, Action::AddMember).await??;
         if project.personal {
             return Err(ProjectError::Conflict(INBOX_SHARED));
         }
@@ -463,8 +468,13 @@ impl<P: Ports> TaskFlow<P> {
             Err(InsertMemberError::Port(e)) => return Err(e.into()),
             Ok(()) => {}
         }
-        tx.record(&[member_entry(&actor, AuditAction::MemberAdded, &member, None)])
-            .await?;
+        tx.record(&[member_entry(
+            &actor,
+            AuditAction::MemberAdded,
+            &member,
+            None,
+        )])
+        .await?;
         tx.commit().await?;
         Ok(MemberDetails {
             member,

@@ -94,8 +94,8 @@ impl<P: Ports> TaskFlow<P> {
         if let Some(assignee) = input.assignee_id {
             check_assignee(&mut tx, project_id, assignee).await?;
         }
-        let task = Task::create(project_id, actor.user_id, input, actor.at)
-            .map_err(TaskError::Invalid)?;
+        let task =
+            Task::create(project_id, actor.user_id, input, actor.at).map_err(TaskError::Invalid)?;
         tx.insert_task(&task).await?;
         tx.record(&[actor.entry(
             AuditAction::TaskCreated,
@@ -163,8 +163,7 @@ impl<P: Ports> TaskFlow<P> {
             (target_id, source_id)
         };
         let mut locked = Vec::with_capacity(2);
-        for (project, about_task) in [(first, first == source_id), (second, second == source_id)]
-        {
+        for (project, about_task) in [(first, first == source_id), (second, second == source_id)] {
             if locked.iter().any(|(p, _): &(Project, _)| p.id == project) {
                 continue;
             }

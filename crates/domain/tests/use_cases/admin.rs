@@ -66,8 +66,13 @@ async fn disabling_ends_sessions_at_once_and_refuses_logins() {
     let refused = flow.login("ada@example.com", PASSWORD.to_owned()).await;
     assert!(matches!(refused, Err(LoginError::Disabled)), "{refused:?}");
     // A wrong password is still just wrong credentials.
-    let wrong = flow.login("ada@example.com", "nope nope nope".to_owned()).await;
-    assert!(matches!(wrong, Err(LoginError::InvalidCredentials)), "{wrong:?}");
+    let wrong = flow
+        .login("ada@example.com", "nope nope nope".to_owned())
+        .await;
+    assert!(
+        matches!(wrong, Err(LoginError::InvalidCredentials)),
+        "{wrong:?}"
+    );
     flow.administer_user(root, ada.user_id, disable(false))
         .await
         .expect("enabled");
@@ -79,23 +84,38 @@ async fn admins_cannot_disable_or_demote_themselves() {
     let (flow, _clock) = taskflow_with(with_admin("root@example.com"));
     let root = signed_in(&flow, "root@example.com").await;
     let ada = signed_in(&flow, "ada@example.com").await;
-    let selfish = flow.administer_user(root, root.user_id, disable(true)).await;
-    assert!(matches!(selfish, Err(AdminError::Conflict(_))), "{selfish:?}");
+    let selfish = flow
+        .administer_user(root, root.user_id, disable(true))
+        .await;
+    assert!(
+        matches!(selfish, Err(AdminError::Conflict(_))),
+        "{selfish:?}"
+    );
     let demote = UserAdminPatch {
         disabled: None,
         role: Some(Role::User),
     };
-    let selfish = flow.administer_user(root, root.user_id, demote.clone()).await;
-    assert!(matches!(selfish, Err(AdminError::Conflict(_))), "{selfish:?}");
+    let selfish = flow
+        .administer_user(root, root.user_id, demote.clone())
+        .await;
+    assert!(
+        matches!(selfish, Err(AdminError::Conflict(_))),
+        "{selfish:?}"
+    );
     // Promote Ada; she may then demote Root, and Root's admin powers end at
     // once, whatever his token says.
     let promote = UserAdminPatch {
         disabled: None,
         role: Some(Role::Admin),
     };
-    let promoted = flow.administer_user(root, ada.user_id, promote).await.expect("promoted");
+    let promoted = flow
+        .administer_user(root, ada.user_id, promote)
+        .await
+        .expect("promoted");
     assert_eq!(promoted.role, Role::Admin);
-    flow.administer_user(ada, root.user_id, demote).await.expect("demoted");
+    flow.administer_user(ada, root.user_id, demote)
+        .await
+        .expect("demoted");
     let refused = flow.admin_users(root, everyone()).await;
     assert!(matches!(refused, Err(AdminError::Forbidden)), "{refused:?}");
 }
@@ -117,13 +137,19 @@ async fn users_are_searched_by_email_or_name_ignoring_case() {
             .map(|u| u.email.as_str().to_owned())
             .collect::<Vec<_>>()
     };
-    let found = flow.admin_users(root, search("NAVY")).await.expect("search");
+    let found = flow
+        .admin_users(root, search("NAVY"))
+        .await
+        .expect("search");
     assert_eq!(emails(found), ["grace@navy.mil"]);
     // `_` is a character, not a wildcard.
     let found = flow.admin_users(root, search("a_b")).await.expect("search");
     assert_eq!(emails(found), ["a_b@example.com"]);
     // Every harness user is named "Test User".
-    let found = flow.admin_users(root, search("test user")).await.expect("search");
+    let found = flow
+        .admin_users(root, search("test user"))
+        .await
+        .expect("search");
     assert_eq!(found.items.len(), 4);
     // Pages follow registration order.
     let first = flow
@@ -146,7 +172,12 @@ async fn users_are_searched_by_email_or_name_ignoring_case() {
         )
         .await
         .expect("page");
-    let all: Vec<_> = first.items.iter().chain(&rest.items).map(|u| u.id).collect();
+    let all: Vec<_> = first
+        .items
+        .iter()
+        .chain(&rest.items)
+        .map(|u| u.id)
+        .collect();
     let mut sorted = all.clone();
     sorted.sort();
     assert_eq!((all.len(), all), (4, sorted));
@@ -159,7 +190,10 @@ async fn a_system_admin_sees_no_project_content_without_membership() {
     let ada = signed_in(&flow, "ada@example.com").await;
     let task = create(&flow, ada, new_task("Private")).await;
     let ada_inbox = inbox(&flow, ada.user_id).await;
-    assert!(matches!(flow.task(root, task.id).await, Err(TaskError::NotFound)));
+    assert!(matches!(
+        flow.task(root, task.id).await,
+        Err(TaskError::NotFound)
+    ));
     assert!(matches!(
         flow.project(root, ada_inbox.id).await,
         Err(ProjectError::NotFound)
@@ -172,7 +206,9 @@ async fn promote_makes_an_existing_user_admin() {
     let ada = signed_in(&flow, "ada@example.com").await;
     let user = flow.promote("ADA@example.com").await.expect("promoted");
     assert_eq!(user.role, Role::Admin);
-    flow.admin_users(ada, everyone()).await.expect("now an admin");
+    flow.admin_users(ada, everyone())
+        .await
+        .expect("now an admin");
     assert!(matches!(
         flow.promote("nobody@example.com").await,
         Err(AdminError::NotFound)

@@ -65,12 +65,24 @@ async fn task_changes_are_recorded_with_before_and_after() {
         assert_eq!(entry.project_id, Some(launch.id));
         assert_eq!(entry.actor_id, ada.user_id);
     }
-    assert_eq!(created.request_id.map(|r| r.to_string()).as_deref(), Some("req-create"));
-    assert_eq!(updated.request_id.map(|r| r.to_string()).as_deref(), Some("req-edit"));
+    assert_eq!(
+        created.request_id.map(|r| r.to_string()).as_deref(),
+        Some("req-create")
+    );
+    assert_eq!(
+        updated.request_id.map(|r| r.to_string()).as_deref(),
+        Some("req-edit")
+    );
     assert_eq!(deleted.request_id, None);
     // Creation: every from is null; nulls that stay null are no change.
-    assert_eq!(created.changes.0["title"], change(Value::Null, Value::text("Plan")));
-    assert_eq!(created.changes.0["status"], change(Value::Null, Value::text("todo")));
+    assert_eq!(
+        created.changes.0["title"],
+        change(Value::Null, Value::text("Plan"))
+    );
+    assert_eq!(
+        created.changes.0["status"],
+        change(Value::Null, Value::text("todo"))
+    );
     assert!(!created.changes.0.contains_key("dueDate"));
     assert!(created.changes.0.values().all(|c| c.from == Value::Null));
     // Update: exactly the changed fields.
@@ -209,5 +221,8 @@ async fn activity_pages_cover_every_entry_once_newest_first() {
         }
     }
     assert_eq!(seen, all);
-    assert!(all.windows(2).all(|w| (w[0].at, w[0].id) > (w[1].at, w[1].id)));
+    assert!(
+        all.windows(2)
+            .all(|w| (w[0].at, w[0].id) > (w[1].at, w[1].id))
+    );
 }

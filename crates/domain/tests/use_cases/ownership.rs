@@ -26,10 +26,7 @@ async fn another_users_task_is_not_found() {
             },
         )
         .await;
-    assert!(
-        matches!(result, Err(TaskError::NotFound)),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(TaskError::NotFound)), "{result:?}");
 
     let result = flow.delete_task(bob, task.id).await;
     assert!(matches!(result, Err(TaskError::NotFound)), "{result:?}");
@@ -62,10 +59,7 @@ async fn an_invalid_patch_on_another_users_task_is_not_found() {
             },
         )
         .await;
-    assert!(
-        matches!(result, Err(TaskError::NotFound)),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(TaskError::NotFound)), "{result:?}");
 }
 
 #[tokio::test]

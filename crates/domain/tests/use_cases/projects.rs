@@ -38,7 +38,11 @@ fn move_to(project: &domain::Project) -> TaskPatch {
     }
 }
 
-async fn members(flow: &Flow, by: domain::Principal, project: &domain::Project) -> Vec<(String, ProjectRole)> {
+async fn members(
+    flow: &Flow,
+    by: domain::Principal,
+    project: &domain::Project,
+) -> Vec<(String, ProjectRole)> {
     let page = flow
         .members(
             by,
@@ -95,7 +99,10 @@ async fn the_creator_owns_a_new_project_and_sees_it_listed() {
             },
         )
         .await;
-    assert!(matches!(invalid, Err(ProjectError::Invalid(_))), "{invalid:?}");
+    assert!(
+        matches!(invalid, Err(ProjectError::Invalid(_))),
+        "{invalid:?}"
+    );
 }
 
 #[tokio::test]
@@ -109,10 +116,19 @@ async fn a_non_member_finds_nothing_and_a_viewer_only_reads() {
     let task = create(&flow, ada, task_in(&launch, "Plan")).await;
 
     // Eve is no member: the project and its task do not exist for her.
-    assert!(matches!(flow.project(eve, launch.id).await, Err(ProjectError::NotFound)));
-    assert!(matches!(flow.task(eve, task.id).await, Err(TaskError::NotFound)));
+    assert!(matches!(
+        flow.project(eve, launch.id).await,
+        Err(ProjectError::NotFound)
+    ));
+    assert!(matches!(
+        flow.task(eve, task.id).await,
+        Err(TaskError::NotFound)
+    ));
     let created = flow.create_task(eve, task_in(&launch, "Sneak")).await;
-    assert!(matches!(created, Err(TaskError::ProjectNotFound)), "{created:?}");
+    assert!(
+        matches!(created, Err(TaskError::ProjectNotFound)),
+        "{created:?}"
+    );
     let listed = flow
         .list_tasks(
             eve,
@@ -122,7 +138,10 @@ async fn a_non_member_finds_nothing_and_a_viewer_only_reads() {
             },
         )
         .await;
-    assert!(matches!(listed, Err(TaskError::ProjectNotFound)), "{listed:?}");
+    assert!(
+        matches!(listed, Err(TaskError::ProjectNotFound)),
+        "{listed:?}"
+    );
     // Naming a target project does not make the task visible: the same
     // answer as for a task that does not exist, whichever project is named.
     let eves = inbox(&flow, eve.user_id).await;
@@ -132,16 +151,24 @@ async fn a_non_member_finds_nothing_and_a_viewer_only_reads() {
     }
 
     // Vic reads but may not write.
-    assert_eq!(flow.project(vic, launch.id).await.expect("visible").role, ProjectRole::Viewer);
+    assert_eq!(
+        flow.project(vic, launch.id).await.expect("visible").role,
+        ProjectRole::Viewer
+    );
     assert_eq!(stored(&flow, vic, &task).await, task);
     let created = flow.create_task(vic, task_in(&launch, "Mine")).await;
     assert!(matches!(created, Err(TaskError::Forbidden)), "{created:?}");
-    let changed = flow.update_task(vic, task.id, assign(Some(vic.user_id))).await;
+    let changed = flow
+        .update_task(vic, task.id, assign(Some(vic.user_id)))
+        .await;
     assert!(matches!(changed, Err(TaskError::Forbidden)), "{changed:?}");
     let deleted = flow.delete_task(vic, task.id).await;
     assert!(matches!(deleted, Err(TaskError::Forbidden)), "{deleted:?}");
     let renamed = flow.update_project(vic, launch.id, rename("Mine")).await;
-    assert!(matches!(renamed, Err(ProjectError::Forbidden)), "{renamed:?}");
+    assert!(
+        matches!(renamed, Err(ProjectError::Forbidden)),
+        "{renamed:?}"
+    );
     assert_eq!(stored(&flow, ada, &task).await, task, "nothing changed");
 }
 
@@ -155,20 +182,43 @@ async fn an_archived_project_is_read_only_until_unarchived() {
     let task = create(&flow, ada, task_in(&launch, "Plan")).await;
     let elsewhere = create(&flow, ada, new_task("In the Inbox")).await;
     let admin_only = flow.update_project(max, launch.id, archive(true)).await;
-    assert!(matches!(admin_only, Err(ProjectError::Forbidden)), "{admin_only:?}");
-    let archived = flow.update_project(ada, launch.id, archive(true)).await.expect("archived");
+    assert!(
+        matches!(admin_only, Err(ProjectError::Forbidden)),
+        "{admin_only:?}"
+    );
+    let archived = flow
+        .update_project(ada, launch.id, archive(true))
+        .await
+        .expect("archived");
     assert!(archived.project.archived);
     assert_eq!(archived.project.version, 2);
 
-    let conflict = |r: &Result<_, TaskError>| matches!(r, Err(TaskError::Conflict(_)));
-    assert!(conflict(&flow.create_task(ada, task_in(&launch, "New")).await));
-    assert!(conflict(&flow.update_task(ada, task.id, assign(Some(max.user_id))).await));
+    fn conflict<T>(r: &Result<T, TaskError>) -> bool {
+        matches!(r, Err(TaskError::Conflict(_)))
+    }
+    assert!(conflict(
+        &flow.create_task(ada, task_in(&launch, "New")).await
+    ));
+    assert!(conflict(
+        &flow
+            .update_task(ada, task.id, assign(Some(max.user_id)))
+            .await
+    ));
     assert!(conflict(&flow.delete_task(ada, task.id).await));
     let inbox = inbox(&flow, ada.user_id).await;
-    assert!(conflict(&flow.update_task(ada, task.id, move_to(&inbox)).await), "moving out");
-    assert!(conflict(&flow.update_task(ada, elsewhere.id, move_to(&launch)).await), "moving in");
+    assert!(
+        conflict(&flow.update_task(ada, task.id, move_to(&inbox)).await),
+        "moving out"
+    );
+    assert!(
+        conflict(&flow.update_task(ada, elsewhere.id, move_to(&launch)).await),
+        "moving in"
+    );
     let renamed = flow.update_project(ada, launch.id, rename("Later")).await;
-    assert!(matches!(renamed, Err(ProjectError::Conflict(_))), "{renamed:?}");
+    assert!(
+        matches!(renamed, Err(ProjectError::Conflict(_))),
+        "{renamed:?}"
+    );
     let eve = signed_in(&flow, "eve@example.com").await;
     let added = flow
         .add_member(
@@ -187,10 +237,15 @@ async fn an_archived_project_is_read_only_until_unarchived() {
     assert!(matches!(role, Err(ProjectError::Conflict(_))), "{role:?}");
     // Authorization comes first: a non-member still gets 404, not 409.
     let hidden = flow.create_task(eve, task_in(&launch, "New")).await;
-    assert!(matches!(hidden, Err(TaskError::ProjectNotFound)), "{hidden:?}");
+    assert!(
+        matches!(hidden, Err(TaskError::ProjectNotFound)),
+        "{hidden:?}"
+    );
     // Reads work, and members may still leave.
     assert_eq!(stored(&flow, max, &task).await, task);
-    flow.remove_member(max, launch.id, max.user_id).await.expect("left");
+    flow.remove_member(max, launch.id, max.user_id)
+        .await
+        .expect("left");
 
     // The owner unarchives (and may rename in the same change).
     let back = flow
@@ -216,7 +271,9 @@ async fn the_inbox_is_never_shared_archived_transferred_or_deleted() {
     let ada = signed_in(&flow, "ada@example.com").await;
     let bob = signed_in(&flow, "bob@example.com").await;
     let inbox = inbox(&flow, ada.user_id).await;
-    let conflict = |r: Result<_, ProjectError>| matches!(r, Err(ProjectError::Conflict(_)));
+    fn conflict<T>(r: Result<T, ProjectError>) -> bool {
+        matches!(r, Err(ProjectError::Conflict(_)))
+    }
     assert!(conflict(
         flow.add_member(
             ada,
@@ -228,9 +285,13 @@ async fn the_inbox_is_never_shared_archived_transferred_or_deleted() {
         )
         .await
     ));
-    assert!(conflict(flow.update_project(ada, inbox.id, archive(true)).await));
-    assert!(conflict(flow.transfer_project(ada, inbox.id, bob.user_id).await));
-    assert!(conflict(flow.delete_project(ada, inbox.id).await.map(|()| 0)));
+    assert!(conflict(
+        flow.update_project(ada, inbox.id, archive(true)).await
+    ));
+    assert!(conflict(
+        flow.transfer_project(ada, inbox.id, bob.user_id).await
+    ));
+    assert!(conflict(flow.delete_project(ada, inbox.id).await));
     // Bob is told nothing about Ada's Inbox.
     assert!(matches!(
         flow.delete_project(bob, inbox.id).await,
@@ -251,7 +312,10 @@ async fn a_transfer_makes_the_old_owner_an_admin() {
         Err(ProjectError::Invalid(errors)) => assert!(errors.fields().contains_key("userId")),
         other => panic!("expected 422 on userId, got {other:?}"),
     }
-    let view = flow.transfer_project(ada, launch.id, bob.user_id).await.expect("transferred");
+    let view = flow
+        .transfer_project(ada, launch.id, bob.user_id)
+        .await
+        .expect("transferred");
     assert_eq!(view.role, ProjectRole::Admin);
     assert_eq!(view.project.owner_id, bob.user_id);
     assert_eq!(
@@ -266,7 +330,11 @@ async fn a_transfer_makes_the_old_owner_an_admin() {
         flow.delete_project(ada, launch.id).await,
         Err(ProjectError::Forbidden)
     ));
-    let actions: Vec<_> = activity(&flow, bob, &launch).await.iter().map(|e| e.action).collect();
+    let actions: Vec<_> = activity(&flow, bob, &launch)
+        .await
+        .iter()
+        .map(|e| e.action)
+        .collect();
     assert_eq!(
         actions[..3],
         [
@@ -288,7 +356,10 @@ async fn the_owner_stays_until_a_transfer() {
     let own_role = flow
         .change_member_role(ada, launch.id, ada.user_id, ProjectRole::Admin)
         .await;
-    assert!(matches!(own_role, Err(ProjectError::Conflict(_))), "{own_role:?}");
+    assert!(
+        matches!(own_role, Err(ProjectError::Conflict(_))),
+        "{own_role:?}"
+    );
     let leave = flow.remove_member(ada, launch.id, ada.user_id).await;
     assert!(matches!(leave, Err(ProjectError::Conflict(_))), "{leave:?}");
     // An admin may not touch the owner.
@@ -364,7 +435,9 @@ async fn assignees_are_members_and_leaving_unassigns() {
     .await;
     let other = create(&flow, ada, task_in(&launch, "Nobody's")).await;
     clock.tick();
-    flow.remove_member(ada, launch.id, max.user_id).await.expect("removed");
+    flow.remove_member(ada, launch.id, max.user_id)
+        .await
+        .expect("removed");
     let after = stored(&flow, ada, &task).await;
     assert_eq!(after.assignee_id, None);
     assert_eq!(after.version, task.version + 1);
@@ -373,7 +446,10 @@ async fn assignees_are_members_and_leaving_unassigns() {
     assert_eq!(entries[0].action, AuditAction::MemberRemoved);
     assert_eq!(entries[1].action, AuditAction::TaskUpdated);
     assert_eq!(entries[1].entity_id, task.id.0);
-    assert!(matches!(flow.task(max, task.id).await, Err(TaskError::NotFound)));
+    assert!(matches!(
+        flow.task(max, task.id).await,
+        Err(TaskError::NotFound)
+    ));
 }
 
 #[tokio::test]
@@ -400,12 +476,21 @@ async fn moving_a_task_needs_member_in_both_and_drops_a_foreign_assignee() {
     // Not a member of Ada's Inbox at all.
     let inbox = inbox(&flow, ada.user_id).await;
     let hidden = flow.update_task(max, task.id, move_to(&inbox)).await;
-    assert!(matches!(hidden, Err(TaskError::ProjectNotFound)), "{hidden:?}");
+    assert!(
+        matches!(hidden, Err(TaskError::ProjectNotFound)),
+        "{hidden:?}"
+    );
     // Ada moves it to her Inbox: Max is no member there, so unassigned.
-    let moved = flow.update_task(ada, task.id, move_to(&inbox)).await.expect("moved");
+    let moved = flow
+        .update_task(ada, task.id, move_to(&inbox))
+        .await
+        .expect("moved");
     assert_eq!((moved.project_id, moved.assignee_id), (inbox.id, None));
     assert_eq!(moved.version, task.version + 1);
-    assert!(matches!(flow.task(max, task.id).await, Err(TaskError::NotFound)));
+    assert!(matches!(
+        flow.task(max, task.id).await,
+        Err(TaskError::NotFound)
+    ));
     let history = flow
         .task_history(
             ada,
@@ -418,7 +503,10 @@ async fn moving_a_task_needs_member_in_both_and_drops_a_foreign_assignee() {
         .await
         .expect("history");
     let changes = &history.items[0].changes.0;
-    assert!(changes.contains_key("projectId") && changes.contains_key("assigneeId"), "{changes:?}");
+    assert!(
+        changes.contains_key("projectId") && changes.contains_key("assigneeId"),
+        "{changes:?}"
+    );
 }
 
 #[tokio::test]
@@ -428,9 +516,17 @@ async fn deleting_a_project_deletes_its_tasks_and_keeps_its_trail() {
     let launch = project(&flow, ada, "Launch").await;
     let task = create(&flow, ada, task_in(&launch, "Gone with it")).await;
     flow.delete_project(ada, launch.id).await.expect("deleted");
-    assert!(matches!(flow.task(ada, task.id).await, Err(TaskError::NotFound)));
-    assert!(matches!(flow.project(ada, launch.id).await, Err(ProjectError::NotFound)));
-    let mut conn = domain::Store::connection(flow.store()).await.expect("connection");
+    assert!(matches!(
+        flow.task(ada, task.id).await,
+        Err(TaskError::NotFound)
+    ));
+    assert!(matches!(
+        flow.project(ada, launch.id).await,
+        Err(ProjectError::NotFound)
+    ));
+    let mut conn = domain::Store::connection(flow.store())
+        .await
+        .expect("connection");
     let kept = domain::Audit::activity(
         &mut conn,
         launch.id,

@@ -8,18 +8,14 @@ use crate::harness::{Flow, create, fields, inbox, new_task, signed_in, stored, t
 
 fn invalid_create(result: Result<Task, TaskError>) -> Vec<String> {
     match result {
-        Err(TaskError::Invalid(errors)) => {
-            fields(&errors).into_iter().map(str::to_owned).collect()
-        }
+        Err(TaskError::Invalid(errors)) => fields(&errors).into_iter().map(str::to_owned).collect(),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
 
 fn invalid_update(result: Result<Task, TaskError>) -> Vec<String> {
     match result {
-        Err(TaskError::Invalid(errors)) => {
-            fields(&errors).into_iter().map(str::to_owned).collect()
-        }
+        Err(TaskError::Invalid(errors)) => fields(&errors).into_iter().map(str::to_owned).collect(),
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
@@ -69,6 +65,8 @@ async fn create_keeps_given_fields_and_trims_the_title() {
         &flow,
         principal,
         NewTask {
+            project_id: None,
+            assignee_id: None,
             title: "  Write tests \u{3000}".to_owned(),
             description: Some("  kept as written  ".to_owned()),
             status: Some(Status::InProgress),
@@ -109,6 +107,8 @@ async fn timestamps_are_kept_to_the_microsecond() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             due_date: Some(Some(datetime!(2031-03-04 05:06:07.000000999 UTC))),
             ..TaskPatch::default()
         },
@@ -194,6 +194,8 @@ async fn patch_changes_only_the_given_fields() {
         &flow,
         principal,
         NewTask {
+            project_id: None,
+            assignee_id: None,
             title: "Original".to_owned(),
             description: Some("Notes".to_owned()),
             status: Some(Status::InProgress),
@@ -208,6 +210,8 @@ async fn patch_changes_only_the_given_fields() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             priority: Some(Priority::High),
             ..TaskPatch::default()
         },
@@ -227,6 +231,8 @@ async fn patch_changes_only_the_given_fields() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             title: Some("  Renamed ".to_owned()),
             ..TaskPatch::default()
         },
@@ -253,6 +259,8 @@ async fn some_none_clears_nullable_fields() {
         &flow,
         principal,
         NewTask {
+            project_id: None,
+            assignee_id: None,
             title: "Clear me".to_owned(),
             description: Some("Notes".to_owned()),
             due_date: Some(datetime!(2030-01-01 0:00 UTC)),
@@ -266,6 +274,8 @@ async fn some_none_clears_nullable_fields() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             due_date: Some(None),
             ..TaskPatch::default()
         },
@@ -281,6 +291,8 @@ async fn some_none_clears_nullable_fields() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             description: Some(None),
             ..TaskPatch::default()
         },
@@ -297,27 +309,39 @@ async fn every_change_bumps_the_version_once_and_sets_updated_at() {
     let task = create(&flow, principal, new_task("Versioned")).await;
     let patches = [
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             title: Some("Two".to_owned()),
             ..TaskPatch::default()
         },
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             description: Some(Some("three".to_owned())),
             ..TaskPatch::default()
         },
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             status: Some(Status::InProgress),
             ..TaskPatch::default()
         },
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             priority: Some(Priority::Urgent),
             ..TaskPatch::default()
         },
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             due_date: Some(Some(datetime!(2030-01-01 0:00 UTC))),
             ..TaskPatch::default()
         },
         // Several fields at once still count as one change.
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             title: Some("Six".to_owned()),
             priority: Some(Priority::Low),
             status: Some(Status::Done),
@@ -346,6 +370,8 @@ async fn a_patch_that_changes_nothing_leaves_version_and_updated_at() {
         &flow,
         principal,
         NewTask {
+            project_id: None,
+            assignee_id: None,
             title: "Same".to_owned(),
             description: Some("Notes".to_owned()),
             status: Some(Status::Done),
@@ -357,6 +383,8 @@ async fn a_patch_that_changes_nothing_leaves_version_and_updated_at() {
     for p in [
         TaskPatch::default(),
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             title: Some("  Same  ".to_owned()),
             description: Some(Some("Notes".to_owned())),
             status: Some(Status::Done),
@@ -391,6 +419,8 @@ async fn completed_at_follows_the_done_status() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             title: Some("Renamed".to_owned()),
             status: Some(Status::Done),
             ..TaskPatch::default()
@@ -432,6 +462,8 @@ async fn full_replacement_replaces_every_field() {
         &flow,
         principal,
         NewTask {
+            project_id: None,
+            assignee_id: None,
             title: "Old".to_owned(),
             description: Some("Old notes".to_owned()),
             status: Some(Status::Todo),
@@ -447,6 +479,8 @@ async fn full_replacement_replaces_every_field() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             title: Some("New".to_owned()),
             description: Some(Some("New notes".to_owned())),
             status: Some(Status::Done),
@@ -478,6 +512,8 @@ async fn full_replacement_replaces_every_field() {
         principal,
         &task,
         TaskPatch {
+            project_id: None,
+            assignee_id: None,
             title: Some("Newer".to_owned()),
             description: Some(None),
             status: Some(Status::Todo),
@@ -502,6 +538,8 @@ async fn an_invalid_patch_changes_nothing() {
     let cases: [(TaskPatch, &[&str]); 4] = [
         (
             TaskPatch {
+                project_id: None,
+                assignee_id: None,
                 title: Some("   ".to_owned()),
                 priority: Some(Priority::Urgent),
                 ..TaskPatch::default()
@@ -510,6 +548,8 @@ async fn an_invalid_patch_changes_nothing() {
         ),
         (
             TaskPatch {
+                project_id: None,
+                assignee_id: None,
                 title: Some("t".repeat(201)),
                 status: Some(Status::Done),
                 ..TaskPatch::default()
@@ -518,6 +558,8 @@ async fn an_invalid_patch_changes_nothing() {
         ),
         (
             TaskPatch {
+                project_id: None,
+                assignee_id: None,
                 description: Some(Some("d".repeat(10_001))),
                 due_date: Some(Some(OffsetDateTime::UNIX_EPOCH)),
                 ..TaskPatch::default()
@@ -526,6 +568,8 @@ async fn an_invalid_patch_changes_nothing() {
         ),
         (
             TaskPatch {
+                project_id: None,
+                assignee_id: None,
                 title: Some(String::new()),
                 description: Some(Some("d".repeat(10_001))),
                 ..TaskPatch::default()
