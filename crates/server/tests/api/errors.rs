@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_envelope_error, assert_ok_envelope, random_uuid, send,
+    PASSWORD, Reply, TestApp, assert_envelope_error, assert_ok_envelope, random_uuid, send,
 };
 
 #[tokio::test]
@@ -336,4 +336,40 @@ async fn a_body_that_is_not_a_json_object_is_422() {
     }
     let listed = assert_ok_envelope(app.get("/api/v1/tasks", token).await, 200).await;
     assert_eq!(listed.data(), &serde_json::json!([task]));
+}
+
+/// Every served route with an id in its path: a non-UUID in any of its ids
+/// is 400, before anything else about the request is looked at.
+#[tokio::test]
+async fn every_path_id_that_is_not_a_uuid_is_400() {
+    let app = TestApp::spawn().await;
+    let session = app.signup("badids@example.com").await;
+    let routes = api_http::served_routes::<server::MemoryPorts>();
+    let with_ids: Vec<_> = routes
+        .iter()
+        .filter(|(_, path)| path.contains('{'))
+        .collect();
+    assert!(with_ids.len() >= 10, "{with_ids:?}");
+    for (method, path) in with_ids {
+        for parameter in ["{id}", "{userId}"] {
+            if !path.contains(parameter) {
+                continue;
+            }
+            let concrete = path
+                .replace(parameter, "not-a-uuid")
+                .replace("{id}", &random_uuid())
+                .replace("{userId}", &random_uuid());
+            let method = Method::from_bytes(method.as_str().as_bytes()).expect("a method");
+            let mut request = app.authed(method.clone(), &concrete, &session.access);
+            if ["POST", "PUT", "PATCH"].contains(&method.as_str()) {
+                request = request.json(&json!({}));
+            }
+            let reply = Reply::read(send(request).await).await;
+            if method.as_str() == "HEAD" {
+                assert_eq!(reply.status.as_u16(), 400, "{method} {concrete}");
+            } else {
+                reply.assert_error(400, "MALFORMED_REQUEST");
+            }
+        }
+    }
 }
