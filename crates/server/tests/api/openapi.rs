@@ -312,6 +312,31 @@ async fn the_document_states_the_rules_the_server_enforces() {
     assert_eq!(refresh["minLength"], 1);
     assert_eq!(refresh["maxLength"], api_http::dto::REFRESH_TOKEN_MAX_LEN);
 
+    // Projects: the domain's limits, and the roles a member can be given.
+    use domain::project::{ProjectDescription, ProjectName, ProjectRole};
+    for schema in ["CreateProjectRequest", "PatchProjectRequest"] {
+        let name = property(schema, "name");
+        assert_eq!(name["minLength"], 1, "{schema}.name: {name}");
+        assert_eq!(name["maxLength"], ProjectName::MAX_LEN, "{schema}.name");
+        let description = property(schema, "description");
+        assert_eq!(
+            description["maxLength"],
+            ProjectDescription::MAX_LEN,
+            "{schema}.description: {description}"
+        );
+        assert_eq!(
+            schemas_of[schema]["additionalProperties"], false,
+            "{schema}"
+        );
+    }
+    let roles: Vec<&str> = ProjectRole::ALL.iter().rev().map(|r| r.as_str()).collect();
+    assert_eq!(schemas_of["Role"]["enum"], json!(roles));
+    assert_eq!(schemas_of["AssignableRole"]["enum"], json!(roles[1..]));
+    assert_eq!(
+        required("AddMemberRequest"),
+        ["role"].map(str::to_owned).into()
+    );
+
     // Responses: nullable fields are always present.
     let task_required = required("TaskResponse");
     for field in ["description", "dueDate", "completedAt", "title", "version"] {
