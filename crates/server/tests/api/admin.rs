@@ -128,13 +128,39 @@ async fn admins_search_users_by_email_or_name_and_page_through_them() {
         .await;
         assert_eq!(emails(&found), expected, "q={q}");
     }
+    // `q` is text, not a pattern: `_`, `%` and `\` match only themselves.
+    assert_ok_envelope(
+        app.register("under_score@example.com", PASSWORD, "100% sure \\o/")
+            .await,
+        201,
+    )
+    .await;
+    for q in ["_", "%", "\\", "100%", "d_r"] {
+        let found = list(
+            &app,
+            &root,
+            &format!("q={}", crate::helpers::encode_query_value(q)),
+        )
+        .await;
+        let expected: Vec<&str> = if q == "d_r" {
+            vec![]
+        } else {
+            vec!["under_score@example.com"]
+        };
+        assert_eq!(emails(&found), expected, "q={q}");
+    }
     // Pages of a search hold only matches.
     let paged = app
         .pages(&root.access, "/api/v1/admin/users?q=example.com", 1)
         .await;
     assert_eq!(
         emails(&paged),
-        ["root@example.com", "ada@example.com", "carol@example.com"]
+        [
+            "root@example.com",
+            "ada@example.com",
+            "carol@example.com",
+            "under_score@example.com"
+        ]
     );
     let reply = assert_envelope_error(
         app.get(
