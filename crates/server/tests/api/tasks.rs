@@ -310,6 +310,7 @@ async fn invalid_task_fields_are_422_with_the_field_named() {
         (json!({"completedAt": null}), "completedAt"),
         (json!({"createdBy": session.user_id}), "createdBy"),
         (json!({"projectId": "elsewhere"}), "projectId"),
+        (json!({"projectId": null}), "projectId"),
         (
             json!({"assigneeId": crate::helpers::random_uuid()}),
             "assigneeId",
