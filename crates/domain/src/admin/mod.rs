@@ -97,10 +97,10 @@ impl<P: Ports> TaskFlow<P> {
         id: UserId,
         patch: UserAdminPatch,
     ) -> Result<User, AdminError> {
-        let actor = self.actor(&principal);
         let mut tx = self.store.begin().await?;
         let admin = Self::admin(&mut tx, &principal).await?;
         let mut user = tx.user_for_update(id).await?.ok_or(AdminError::NotFound)?;
+        let actor = self.actor(&principal);
         if user.id == admin.id {
             if patch.disabled == Some(true) {
                 return Err(AdminError::Conflict(SELF_DISABLE));

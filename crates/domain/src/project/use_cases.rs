@@ -171,6 +171,10 @@ pub(crate) async fn read_authorized<C: Projects>(
 }
 
 impl<P: Ports> TaskFlow<P> {
+    /// The caller as the audit trail records them, stamped now. A use case
+    /// that locks takes it once its locks are held, so changes are timed
+    /// in the order they are applied (and `updatedAt` grows with
+    /// `version`).
     pub(crate) fn actor(&self, principal: &Principal) -> Actor {
         Actor {
             user_id: principal.user_id,
@@ -258,11 +262,11 @@ impl<P: Ports> TaskFlow<P> {
         id: ProjectId,
         patch: ProjectPatch,
     ) -> Result<ProjectView, ProjectError> {
-        let actor = self.actor(&principal);
         let edits = patch.name.is_some() || patch.description.is_some();
         let mut tx = self.store.begin().await?;
         let (mut project, role) =
-            lock_authorized(&mut tx, id, actor.user_id, Action::ViewProject).await??;
+            lock_authorized(&mut tx, id, principal.user_id, Action::ViewProject).await??;
+        let actor = self.actor(&principal);
         // An empty patch asks for the least of the two.
         if edits || patch.archived.is_none() {
             authorize(Some(role), Action::EditProject)?;
@@ -313,10 +317,10 @@ impl<P: Ports> TaskFlow<P> {
         principal: Principal,
         id: ProjectId,
     ) -> Result<(), ProjectError> {
-        let actor = self.actor(&principal);
         let mut tx = self.store.begin().await?;
         let (project, _) =
-            lock_authorized(&mut tx, id, actor.user_id, Action::DeleteProject).await??;
+            lock_authorized(&mut tx, id, principal.user_id, Action::DeleteProject).await??;
+        let actor = self.actor(&principal);
         if project.personal {
             return Err(ProjectError::Conflict(INBOX_DELETED));
         }
@@ -341,10 +345,10 @@ impl<P: Ports> TaskFlow<P> {
         id: ProjectId,
         to: UserId,
     ) -> Result<ProjectView, ProjectError> {
-        let actor = self.actor(&principal);
         let mut tx = self.store.begin().await?;
         let (mut project, _) =
-            lock_authorized(&mut tx, id, actor.user_id, Action::TransferProject).await??;
+            lock_authorized(&mut tx, id, principal.user_id, Action::TransferProject).await??;
+        let actor = self.actor(&principal);
         if project.personal {
             return Err(ProjectError::Conflict(INBOX_TRANSFERRED));
         }
@@ -428,10 +432,11 @@ impl<P: Ports> TaskFlow<P> {
         id: ProjectId,
         input: NewMember,
     ) -> Result<MemberDetails, ProjectError> {
-        let actor = self.actor(&principal);
         let role = assignable(input.role)?;
         let mut tx = self.store.begin().await?;
-        let (project, _) = lock_authorized(&mut tx, id, actor.user_id, Action::AddMember).await??;
+        let (project, _) =
+            lock_authorized(&mut tx, id, principal.user_id, Action::AddMember).await??;
+        let actor = self.actor(&principal);
         if project.personal {
             return Err(ProjectError::Conflict(INBOX_SHARED));
         }
@@ -492,11 +497,11 @@ impl<P: Ports> TaskFlow<P> {
         user: UserId,
         role: ProjectRole,
     ) -> Result<MemberDetails, ProjectError> {
-        let actor = self.actor(&principal);
         let role = assignable(role)?;
         let mut tx = self.store.begin().await?;
         let (project, caller_role) =
-            lock_authorized(&mut tx, id, actor.user_id, Action::ChangeMemberRole).await??;
+            lock_authorized(&mut tx, id, principal.user_id, Action::ChangeMemberRole).await??;
+        let actor = self.actor(&principal);
         let mut member = tx
             .member(id, user)
             .await?
@@ -536,15 +541,15 @@ impl<P: Ports> TaskFlow<P> {
         id: ProjectId,
         user: UserId,
     ) -> Result<(), ProjectError> {
-        let actor = self.actor(&principal);
-        let leaving = user == actor.user_id;
+        let leaving = user == principal.user_id;
         let action = if leaving {
             Action::LeaveProject
         } else {
             Action::RemoveMember
         };
         let mut tx = self.store.begin().await?;
-        let (project, _) = lock_authorized(&mut tx, id, actor.user_id, action).await??;
+        let (project, _) = lock_authorized(&mut tx, id, principal.user_id, action).await??;
+        let actor = self.actor(&principal);
         let member = tx
             .member(id, user)
             .await?

@@ -76,20 +76,21 @@ impl<P: Ports> TaskFlow<P> {
         principal: Principal,
         input: NewTask,
     ) -> Result<Task, TaskError> {
-        let actor = self.actor(&principal);
         let mut tx = self.store.begin().await?;
         let project_id = match input.project_id {
             Some(id) => id,
             None => {
-                tx.inbox_of(actor.user_id)
+                tx.inbox_of(principal.user_id)
                     .await?
                     .ok_or_else(|| PortError::unexpected("database", "a user without an Inbox"))?
                     .id
             }
         };
-        let (project, _) = lock_authorized(&mut tx, project_id, actor.user_id, Action::CreateTask)
-            .await?
-            .map_err(TaskError::about_project)?;
+        let (project, _) =
+            lock_authorized(&mut tx, project_id, principal.user_id, Action::CreateTask)
+                .await?
+                .map_err(TaskError::about_project)?;
+        let actor = self.actor(&principal);
         writable(&project)?;
         if let Some(assignee) = input.assignee_id {
             check_assignee(&mut tx, project_id, assignee).await?;
@@ -143,7 +144,6 @@ impl<P: Ports> TaskFlow<P> {
         id: TaskId,
         mut patch: TaskPatch,
     ) -> Result<Option<Task>, TaskError> {
-        let actor = self.actor(principal);
         let mut tx = self.store.begin().await?;
         let Some(seen) = tx.task(id).await? else {
             return Err(TaskError::NotFound);
@@ -153,7 +153,7 @@ impl<P: Ports> TaskFlow<P> {
         // The task's own project decides first: a caller who may not see
         // the task learns nothing, whatever target the patch names (the
         // check is repeated under lock below).
-        let role = role_in(&mut tx, source_id, actor.user_id).await?;
+        let role = role_in(&mut tx, source_id, principal.user_id).await?;
         authorize(role, Action::EditTask).map_err(TaskError::about_task)?;
         // Projects are locked in id order, so two moves in opposite
         // directions cannot deadlock.
@@ -172,7 +172,7 @@ impl<P: Ports> TaskFlow<P> {
             } else {
                 Action::CreateTask
             };
-            let standing = lock_authorized(&mut tx, project, actor.user_id, action).await?;
+            let standing = lock_authorized(&mut tx, project, principal.user_id, action).await?;
             let map = if about_task {
                 TaskError::about_task
             } else {
@@ -186,6 +186,7 @@ impl<P: Ports> TaskFlow<P> {
         if task.project_id != source_id {
             return Ok(None);
         }
+        let actor = self.actor(principal);
         for (project, _) in &locked {
             writable(project)?;
         }
@@ -221,22 +222,26 @@ impl<P: Ports> TaskFlow<P> {
     }
 
     pub async fn delete_task(&self, principal: Principal, id: TaskId) -> Result<(), TaskError> {
-        let actor = self.actor(&principal);
         for _ in 0..MOVE_RETRIES {
             let mut tx = self.store.begin().await?;
             let Some(seen) = tx.task(id).await? else {
                 return Err(TaskError::NotFound);
             };
-            let (project, _) =
-                lock_authorized(&mut tx, seen.project_id, actor.user_id, Action::DeleteTask)
-                    .await?
-                    .map_err(TaskError::about_task)?;
+            let (project, _) = lock_authorized(
+                &mut tx,
+                seen.project_id,
+                principal.user_id,
+                Action::DeleteTask,
+            )
+            .await?
+            .map_err(TaskError::about_task)?;
             let Some(task) = tx.task_for_update(id).await? else {
                 return Err(TaskError::NotFound);
             };
             if task.project_id != project.id {
                 continue;
             }
+            let actor = self.actor(&principal);
             writable(&project)?;
             tx.delete_task(id).await?;
             tx.record(&[actor.entry(
