@@ -229,6 +229,10 @@ fn run_against_server(
     let log_err = log
         .try_clone()
         .map_err(|error| format!("cannot open {}: {error}", log_path.display()))?;
+    let email = format!(
+        "schemathesis-{}@example.com",
+        services::unique_name("user").replace('-', ".")
+    );
     let server = paths.server();
     let child = Command::new(&server)
         .arg("serve")
@@ -236,6 +240,9 @@ fn run_against_server(
         .env_remove("REDIS_URL")
         .envs(server_env.iter().map(|(k, v)| (k, v)))
         .env("PORT", port.to_string())
+        // A system admin, so the admin routes are exercised, not just
+        // refused.
+        .env("ADMIN_EMAILS", &email)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -247,10 +254,6 @@ fn run_against_server(
         .wait_until_healthy(addr)
         .map_err(|error| format!("{error}\n{}", services::tail(&log_path, 20)))?;
 
-    let email = format!(
-        "schemathesis-{}@example.com",
-        services::unique_name("user").replace('-', ".")
-    );
     let body = format!(r#"{{"email":"{email}","password":"{PASSWORD}","name":"Schemathesis"}}"#);
     let (status, text) = http(addr, "POST", "/api/v1/auth/register", Some(&body))?;
     if status != 201 {

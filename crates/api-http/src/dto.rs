@@ -500,6 +500,22 @@ pub mod schemas {
         text_block(ProjectDescription::MAX_LEN)
     }
 
+    /// A field's value in an audit entry, as the API shows the field.
+    pub fn field_value() -> Object {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([
+                Type::String,
+                Type::Boolean,
+                Type::Integer,
+                Type::Null,
+            ]))
+            .description(Some(
+                "The field's value as the API shows it (ids and times as strings); `null` \
+                 before a creation and after a deletion.",
+            ))
+            .build()
+    }
+
     pub fn audit_action() -> Object {
         string("What was done.")
             .enum_values(Some(AuditAction::ALL.map(AuditAction::as_str)))

@@ -36,11 +36,9 @@ pub struct AuditEntryResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FieldChange {
-    /// A string, boolean, integer or `null`.
-    #[schema(value_type = Object, required = true)]
+    #[schema(schema_with = super::schemas::field_value, required = true)]
     pub from: serde_json::Value,
-    /// A string, boolean, integer or `null`.
-    #[schema(value_type = Object, required = true)]
+    #[schema(schema_with = super::schemas::field_value, required = true)]
     pub to: serde_json::Value,
 }
 
