@@ -575,3 +575,100 @@ fn malformed_requests_are_not_logged_as_server_errors() {
         );
     }
 }
+
+/// `taskflow users promote EMAIL`: a registered user becomes a system
+/// admin; an unknown address fails naming it; production wants `--yes`.
+#[test]
+fn users_promote_makes_a_registered_user_a_system_admin() {
+    use adapters_memory::MemorySessionStore;
+    use adapters_postgres::PgStore;
+    use domain::{Role, Store, Users};
+
+    let runtime = runtime();
+    let database = runtime.block_on(adapters_postgres::testing::TestDatabase::create());
+    let secret = "p".repeat(32);
+    let promote = |email: &str, extra: &[(&str, &str)]| {
+        let mut envs = vec![
+            ("LOG_LEVEL", "off"),
+            ("DATABASE_URL", database.url.as_str()),
+            ("PASSWORD_HASH_CONCURRENCY", "1"),
+        ];
+        envs.extend_from_slice(extra);
+        let mut cmd = taskflow(&envs);
+        cmd.args(["users", "promote", email]);
+        cmd
+    };
+
+    let out = promote("ada@example.com", &[])
+        .output()
+        .expect("run taskflow");
+    assert!(!out.status.success(), "nobody is registered yet");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no user has the address ada@example.com"),
+        "{stderr}"
+    );
+
+    let config = server::Config::from_lookup(|name| match name {
+        "DATABASE_URL" => Some(database.url.clone()),
+        "PASSWORD_HASH_CONCURRENCY" => Some("1".to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let user = runtime.block_on(async {
+        let store: PgStore = server::connect_database(&database.url, &config)
+            .await
+            .expect("database");
+        let hasher = adapters_auth::Argon2Hasher::with_params(8, 1, 1).expect("params");
+        let app = server::taskflow::<server::Adapters<PgStore, MemorySessionStore>>(
+            store,
+            MemorySessionStore::default(),
+            hasher,
+            &config,
+        );
+        app.register(domain::RegisterInput {
+            email: "ada@example.com".into(),
+            password: "correct horse battery".into(),
+            name: "Ada".into(),
+        })
+        .await
+        .expect("registered")
+    });
+    assert_eq!(user.role, Role::User);
+
+    let production = [
+        ("APP_ENV", "production"),
+        ("JWT_SECRET", secret.as_str()),
+        ("REDIS_URL", "redis://127.0.0.1:1"),
+    ];
+    let out = promote("ada@example.com", &production)
+        .output()
+        .expect("run taskflow");
+    assert!(!out.status.success(), "production without --yes");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--yes"), "{stderr}");
+
+    let mut cmd = promote("ADA@example.com", &production);
+    cmd.arg("--yes");
+    let out = cmd.output().expect("run taskflow");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ada@example.com is a system admin"),
+        "{stdout}"
+    );
+    let role = runtime.block_on(async {
+        let store = PgStore::new(&database.url, &adapters_postgres::PgOptions::default());
+        let mut conn = store.connection().await.expect("connection");
+        conn.user_by_id(user.id)
+            .await
+            .expect("read")
+            .expect("the user")
+            .role
+    });
+    assert_eq!(role, Role::Admin);
+}
