@@ -81,6 +81,9 @@ pub enum ErrorKind<'a> {
     NotFound,
     /// At odds with the current state (e.g. an e-mail already registered).
     Conflict,
+    /// What the client asks to continue from is no longer kept: it must
+    /// reload (an event log pruned past its position).
+    ResyncRequired,
     /// A port failed: unavailable, overloaded or unexpected.
     Port(&'a PortError),
 }

@@ -35,6 +35,8 @@ pub mod auth;
 #[cfg(feature = "contract")]
 pub mod contract;
 pub mod error;
+pub mod event;
+mod journal;
 pub mod ports;
 pub mod project;
 pub mod task;
@@ -54,16 +56,18 @@ pub use auth::{
     AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash,
 };
 pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
+pub use event::use_cases::{EventPage, EventsError};
+pub use event::{ClientMutationId, Event, EventData, EventQuery, EventType, LogBounds, NewEvent};
 pub use ports::{
-    AccessTokens, Audit, Clock, MemberDetails, MemberQuery, PasswordHasher, Ports, ProjectQuery,
-    Projects, SessionStore, Store, SystemClock, Tasks, Transaction, UserQuery, Users,
+    AccessTokens, Audit, Clock, Events, MemberDetails, MemberQuery, PasswordHasher, Ports,
+    ProjectQuery, Projects, SessionStore, Store, SystemClock, Tasks, Transaction, UserQuery, Users,
 };
 pub use project::policy::{Action, Denied, authorize};
 pub use project::use_cases::{
     MAX_PAGE, MemberRef, NewMember, NewProject, ProjectError, ProjectPatch, ProjectView,
 };
 pub use project::{Member, Project, ProjectDescription, ProjectId, ProjectName, ProjectRole};
-pub use task::use_cases::TaskError;
+pub use task::use_cases::{TaskError, TaskList};
 pub use task::{
     Cursor, CursorKey, Description, NewTask, Page, Priority, SortKey, Status, Task, TaskId,
     TaskPatch, TaskQuery, TaskSort, Title,

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 pub use crate::audit::port::Audit;
 pub use crate::auth::ports::{AccessTokens, PasswordHasher, SessionStore};
 use crate::error::PortError;
+pub use crate::event::port::Events;
 pub use crate::project::port::{
     InsertMemberError, MemberDetails, MemberQuery, ProjectQuery, Projects,
 };
@@ -21,7 +22,7 @@ pub use crate::task::port::Tasks;
 pub use crate::user::port::{InsertUserError, UserQuery, Users};
 
 /// The persistent store: one port per aggregate ([`Users`], [`Projects`],
-/// [`Tasks`], [`Audit`]), reached through a handle.
+/// [`Tasks`], [`Audit`], [`Events`]), reached through a handle.
 ///
 /// `connection` gives a handle whose every call commits on its own;
 /// `begin` gives a [`Transaction`], the unit of work: its writes become
@@ -31,11 +32,18 @@ pub use crate::user::port::{InsertUserError, UserQuery, Users};
 /// all. Reading through a connection while a transaction is open elsewhere
 /// never waits and sees only committed data.
 pub trait Store: Clone + Send + Sync + 'static {
-    type Connection: Users + Projects + Tasks + Audit;
-    type Transaction: Users + Projects + Tasks + Audit + Transaction;
+    type Connection: Users + Projects + Tasks + Audit + Events;
+    type Transaction: Users + Projects + Tasks + Audit + Events + Transaction;
 
     fn connection(&self) -> impl Future<Output = Result<Self::Connection, PortError>> + Send;
     fn begin(&self) -> impl Future<Output = Result<Self::Transaction, PortError>> + Send;
+    /// A transaction for reading only, whose reads all see the data as
+    /// committed when it began (PostgreSQL: `REPEATABLE READ READ ONLY`),
+    /// so a page and the log head that goes with it agree. An adapter
+    /// without snapshots may give a plain transaction: use cases read the
+    /// log head before what it numbers, which stays safe (the state read
+    /// is then at least as new as the head).
+    fn snapshot(&self) -> impl Future<Output = Result<Self::Transaction, PortError>> + Send;
     /// Answers when the store can serve requests.
     fn ping(&self) -> impl Future<Output = Result<(), PortError>> + Send;
 }

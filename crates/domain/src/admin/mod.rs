@@ -4,10 +4,11 @@
 //! Operators make the first admin (`promote`, or `ADMIN_EMAILS`).
 
 use crate::app::TaskFlow;
-use crate::audit::{AuditAction, Changes};
+use crate::audit::AuditAction;
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
-use crate::ports::{Audit, Ports, SessionStore, Store, Transaction, UserQuery, Users};
+use crate::journal::Journal;
+use crate::ports::{Ports, SessionStore, Store, Transaction, UserQuery, Users};
 use crate::project::use_cases::check_limit;
 use crate::task::Page;
 use crate::user::{Email, Role, User, UserId};
@@ -110,43 +111,34 @@ impl<P: Ports> TaskFlow<P> {
             }
         }
         let before = user.clone();
-        let mut entries = Vec::new();
+        let mut journal = Journal::new(actor);
         if let Some(role) = patch.role
             && role != user.role
         {
+            let prior = user.clone();
             user.role = role;
-            entries.push(actor.entry(
-                AuditAction::UserRoleChanged,
-                user.id.0,
-                None,
-                Changes::between(Some(before.audited_fields()), Some(user.audited_fields())),
-            ));
+            journal.user_changed(AuditAction::UserRoleChanged, &prior, &user);
         }
         if let Some(disabled) = patch.disabled
             && disabled != user.disabled
         {
-            let prior = user.audited_fields();
+            let prior = user.clone();
             user.disabled = disabled;
             let action = if disabled {
                 AuditAction::UserDisabled
             } else {
                 AuditAction::UserEnabled
             };
-            entries.push(actor.entry(
-                action,
-                user.id.0,
-                None,
-                Changes::between(Some(prior), Some(user.audited_fields())),
-            ));
+            journal.user_changed(action, &prior, &user);
         }
-        if entries.is_empty() {
+        if journal.is_empty() {
             tx.commit().await?;
             return Ok(user);
         }
         if !tx.update_user(&user).await? {
             return Err(AdminError::NotFound);
         }
-        tx.record(&entries).await?;
+        journal.write(&mut tx).await?;
         let disabling = user.disabled && !before.disabled;
         if disabling {
             // Before the commit: if the session store cannot end them, the

@@ -278,6 +278,8 @@ pub struct AuditEntry {
 pub struct Actor {
     pub user_id: UserId,
     pub request_id: Option<RequestId>,
+    /// The client's own id for the change (its events echo it).
+    pub client_mutation_id: Option<RequestId>,
     pub at: OffsetDateTime,
 }
 

@@ -82,4 +82,7 @@ pub struct Principal {
     pub role: Role,
     /// The request it made, recorded in the audit entries of its changes.
     pub request_id: Option<crate::audit::RequestId>,
+    /// The client's id for the change it asks for (`X-Client-Mutation-Id`),
+    /// echoed in the change's events.
+    pub client_mutation_id: Option<crate::event::ClientMutationId>,
 }

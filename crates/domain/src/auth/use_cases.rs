@@ -281,6 +281,7 @@ impl<P: Ports> TaskFlow<P> {
                 session_id: claims.session_id,
                 role,
                 request_id: None,
+                client_mutation_id: None,
             }),
             _ => Err(AuthError::Unauthenticated),
         }

@@ -6,16 +6,17 @@
 use time::OffsetDateTime;
 
 use crate::app::TaskFlow;
-use crate::audit::{Actor, AuditAction, AuditEntry, Changes, Value};
+use crate::audit::{Actor, AuditAction};
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
+use crate::journal::Journal;
 use crate::ports::{
-    Audit, Clock, InsertMemberError, MemberDetails, MemberQuery, Ports, ProjectQuery, Projects,
-    Store, Tasks, Transaction, Users,
+    Clock, InsertMemberError, MemberDetails, MemberQuery, Ports, ProjectQuery, Projects, Store,
+    Tasks, Transaction, Users,
 };
 use crate::project::policy::{Action, Denied, authorize};
 use crate::project::{Member, Project, ProjectId, ProjectRole};
-use crate::task::{Page, Task, TaskPatch};
+use crate::task::{Page, TaskPatch};
 use crate::user::{Email, UserId};
 
 /// The most rows one page of any list holds.
@@ -179,6 +180,7 @@ impl<P: Ports> TaskFlow<P> {
         Actor {
             user_id: principal.user_id,
             request_id: principal.request_id,
+            client_mutation_id: principal.client_mutation_id,
             at: self.clock.now(),
         }
     }
@@ -201,16 +203,11 @@ impl<P: Ports> TaskFlow<P> {
         let mut tx = self.store.begin().await?;
         tx.insert_project(&project).await?;
         insert_new_member(&mut tx, &owner).await?;
-        tx.record(&[
-            actor.entry(
-                AuditAction::ProjectCreated,
-                project.id.0,
-                Some(project.id),
-                Changes::between(None, Some(project.audited_fields())),
-            ),
-            member_entry(&actor, AuditAction::MemberAdded, &owner, None),
-        ])
-        .await?;
+        // `project.created` is the project's event 1, its owner's arrival 2.
+        let mut journal = Journal::new(actor);
+        journal.project_created(&project);
+        journal.member_added(&member_details(&mut tx, owner).await?);
+        journal.write(&mut tx).await?;
         tx.commit().await?;
         Ok(ProjectView {
             project,
@@ -277,34 +274,29 @@ impl<P: Ports> TaskFlow<P> {
         if project.personal && patch.archived == Some(true) {
             return Err(ProjectError::Conflict(INBOX_ARCHIVED));
         }
-        let mut entries = Vec::new();
+        let mut journal = Journal::new(actor);
         // Unarchiving first: an owner may unarchive and rename at once.
         if patch.archived == Some(false) {
-            archive_change(&actor, &mut project, false, &mut entries);
+            archive_change(&mut journal, &mut project, false);
         }
         if edits {
             if project.archived {
                 return Err(ProjectError::Conflict(ARCHIVED));
             }
-            let before = project.audited_fields();
+            let before = project.clone();
             if project
                 .edit(patch.name.as_deref(), patch.description, actor.at)
                 .map_err(ProjectError::Invalid)?
             {
-                entries.push(actor.entry(
-                    AuditAction::ProjectUpdated,
-                    project.id.0,
-                    Some(project.id),
-                    Changes::between(Some(before), Some(project.audited_fields())),
-                ));
+                journal.project_updated(AuditAction::ProjectUpdated, &before, &project);
             }
         }
         if patch.archived == Some(true) {
-            archive_change(&actor, &mut project, true, &mut entries);
+            archive_change(&mut journal, &mut project, true);
         }
-        if !entries.is_empty() {
+        if !journal.is_empty() {
             self.save_project(&mut tx, &project).await?;
-            tx.record(&entries).await?;
+            journal.write(&mut tx).await?;
         }
         tx.commit().await?;
         Ok(ProjectView { project, role })
@@ -324,16 +316,14 @@ impl<P: Ports> TaskFlow<P> {
         if project.personal {
             return Err(ProjectError::Conflict(INBOX_DELETED));
         }
+        // Written first: the log numbers the project's last event from its
+        // row, which the deletion takes away (the events stay).
+        let mut journal = Journal::new(actor);
+        journal.project_deleted(&project);
+        journal.write(&mut tx).await?;
         if !tx.delete_project(id).await? {
             return Err(ProjectError::NotFound);
         }
-        tx.record(&[actor.entry(
-            AuditAction::ProjectDeleted,
-            project.id.0,
-            Some(project.id),
-            Changes::between(Some(project.audited_fields()), None),
-        )])
-        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -367,42 +357,26 @@ impl<P: Ports> TaskFlow<P> {
                 "is already the owner",
             )));
         }
-        let old_owner = project.owner_id;
-        let before = project.audited_fields();
+        let Some(old_owner) = tx.member(id, project.owner_id).await? else {
+            return Err(PortError::unexpected("database", "a project without its owner").into());
+        };
+        let before = project.clone();
         project.set_owner(to, actor.at);
+        let mut journal = Journal::new(actor);
         // The old owner steps down first: a project never has two owners.
-        let mut entries = Vec::new();
-        for (user, from, role) in [
-            (old_owner, ProjectRole::Owner, ProjectRole::Admin),
-            (to, heir.role, ProjectRole::Owner),
-        ] {
-            if !tx.update_member_role(id, user, role).await? {
+        for (mut member, role) in [(old_owner, ProjectRole::Admin), (heir, ProjectRole::Owner)] {
+            if !tx.update_member_role(id, member.user_id, role).await? {
                 return Err(
                     PortError::unexpected("database", "a member vanished under lock").into(),
                 );
             }
-            entries.push(actor.entry(
-                AuditAction::MemberRoleChanged,
-                user.0,
-                Some(id),
-                Changes::one(
-                    "role",
-                    Value::text(from.as_str()),
-                    Value::text(role.as_str()),
-                ),
-            ));
+            let from = member.role;
+            member.role = role;
+            journal.member_role_changed(from, &member_details(&mut tx, member).await?);
         }
         self.save_project(&mut tx, &project).await?;
-        entries.insert(
-            0,
-            actor.entry(
-                AuditAction::ProjectTransferred,
-                id.0,
-                Some(id),
-                Changes::between(Some(before), Some(project.audited_fields())),
-            ),
-        );
-        tx.record(&entries).await?;
+        journal.project_updated(AuditAction::ProjectTransferred, &before, &project);
+        journal.write(&mut tx).await?;
         tx.commit().await?;
         Ok(ProjectView {
             project,
@@ -473,19 +447,16 @@ impl<P: Ports> TaskFlow<P> {
             Err(InsertMemberError::Port(e)) => return Err(e.into()),
             Ok(()) => {}
         }
-        tx.record(&[member_entry(
-            &actor,
-            AuditAction::MemberAdded,
-            &member,
-            None,
-        )])
-        .await?;
-        tx.commit().await?;
-        Ok(MemberDetails {
+        let details = MemberDetails {
             member,
             email: user.email,
             name: user.name,
-        })
+        };
+        let mut journal = Journal::new(actor);
+        journal.member_added(&details);
+        journal.write(&mut tx).await?;
+        tx.commit().await?;
+        Ok(details)
     }
 
     /// Changes a member's role (below owner). The owner's own role changes
@@ -517,18 +488,14 @@ impl<P: Ports> TaskFlow<P> {
             return Err(ProjectError::Conflict(ARCHIVED));
         }
         let from = member.role;
+        member.role = role;
+        let details = member_details(&mut tx, member).await?;
         if from != role {
             tx.update_member_role(id, user, role).await?;
-            member.role = role;
-            tx.record(&[member_entry(
-                &actor,
-                AuditAction::MemberRoleChanged,
-                &member,
-                Some(from),
-            )])
-            .await?;
+            let mut journal = Journal::new(actor);
+            journal.member_role_changed(from, &details);
+            journal.write(&mut tx).await?;
         }
-        let details = member_details(&mut tx, member).await?;
         tx.commit().await?;
         Ok(details)
     }
@@ -564,26 +531,21 @@ impl<P: Ports> TaskFlow<P> {
         if project.archived && !leaving {
             return Err(ProjectError::Conflict(ARCHIVED));
         }
-        let mut entries = Vec::new();
+        let mut journal = Journal::new(actor);
         for mut task in tx.assigned_tasks_for_update(id, user).await? {
-            let before = task.audited_fields();
+            let before = task.clone();
             let patch = TaskPatch {
                 assignee_id: Some(None),
                 ..TaskPatch::default()
             };
             if task.apply(patch, actor.at).map_err(ProjectError::Invalid)? {
                 tx.update_task(&task).await?;
-                entries.push(task_updated(&actor, &task, before));
+                journal.task_updated(&before, &task);
             }
         }
         tx.delete_member(id, user).await?;
-        let action = if leaving {
-            AuditAction::MemberLeft
-        } else {
-            AuditAction::MemberRemoved
-        };
-        entries.push(member_entry(&actor, action, &member, None));
-        tx.record(&entries).await?;
+        journal.member_removed(&member, leaving);
+        journal.write(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -629,59 +591,14 @@ async fn member_details<C: Users>(
     })
 }
 
-fn archive_change(
-    actor: &Actor,
-    project: &mut Project,
-    archived: bool,
-    entries: &mut Vec<AuditEntry>,
-) {
-    if project.set_archived(archived, actor.at) {
+fn archive_change(journal: &mut Journal, project: &mut Project, archived: bool) {
+    let before = project.clone();
+    if project.set_archived(archived, journal.actor().at) {
         let action = if archived {
             AuditAction::ProjectArchived
         } else {
             AuditAction::ProjectUnarchived
         };
-        entries.push(actor.entry(
-            action,
-            project.id.0,
-            Some(project.id),
-            Changes::one("archived", Value::Bool(!archived), Value::Bool(archived)),
-        ));
+        journal.project_updated(action, &before, project);
     }
-}
-
-/// A membership's entry: its role from `from` (`None`: joining or leaving)
-/// to its role now (or `None` when leaving).
-fn member_entry(
-    actor: &Actor,
-    action: AuditAction,
-    member: &Member,
-    from: Option<ProjectRole>,
-) -> AuditEntry {
-    let role = Value::text(member.role.as_str());
-    let changes = match action {
-        AuditAction::MemberRemoved | AuditAction::MemberLeft => {
-            Changes::one("role", role, Value::Null)
-        }
-        _ => Changes::one(
-            "role",
-            Value::optional(from, |r| Value::text(r.as_str())),
-            role,
-        ),
-    };
-    actor.entry(action, member.user_id.0, Some(member.project_id), changes)
-}
-
-/// A task's `task.updated` entry: what changed since `before`.
-pub(crate) fn task_updated(
-    actor: &Actor,
-    task: &Task,
-    before: Vec<(&'static str, Value)>,
-) -> AuditEntry {
-    actor.entry(
-        AuditAction::TaskUpdated,
-        task.id.0,
-        Some(task.project_id),
-        Changes::between(Some(before), Some(task.audited_fields())),
-    )
 }

@@ -5,12 +5,12 @@
 //! state; each change is written with its audit entry in one transaction.
 
 use crate::app::TaskFlow;
-use crate::audit::{AuditAction, Changes};
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
-use crate::ports::{Audit, Ports, Projects, Store, Tasks, Transaction};
+use crate::journal::Journal;
+use crate::ports::{Events, Ports, Projects, Store, Tasks, Transaction};
 use crate::project::policy::{Action, Denied, authorize};
-use crate::project::use_cases::{ARCHIVED, lock_authorized, role_in, task_updated};
+use crate::project::use_cases::{ARCHIVED, lock_authorized, role_in};
 use crate::project::{Project, ProjectId};
 use crate::task::{NewTask, Page, Task, TaskId, TaskPatch, TaskQuery};
 use crate::user::UserId;
@@ -98,13 +98,9 @@ impl<P: Ports> TaskFlow<P> {
         let task =
             Task::create(project_id, actor.user_id, input, actor.at).map_err(TaskError::Invalid)?;
         tx.insert_task(&task).await?;
-        tx.record(&[actor.entry(
-            AuditAction::TaskCreated,
-            task.id.0,
-            Some(project_id),
-            Changes::between(None, Some(task.audited_fields())),
-        )])
-        .await?;
+        let mut journal = Journal::new(actor);
+        journal.task_created(&task);
+        journal.write(&mut tx).await?;
         tx.commit().await?;
         Ok(task)
     }
@@ -207,13 +203,15 @@ impl<P: Ports> TaskFlow<P> {
         {
             check_assignee(&mut tx, target_id, assignee).await?;
         }
-        let before = task.audited_fields();
+        let before = task.clone();
         let changed = task.apply(patch, actor.at).map_err(TaskError::Invalid)?;
         if changed {
             if !tx.update_task(&task).await? {
                 return Err(TaskError::NotFound);
             }
-            tx.record(&[task_updated(&actor, &task, before)]).await?;
+            let mut journal = Journal::new(actor);
+            journal.task_updated(&before, &task);
+            journal.write(&mut tx).await?;
         }
         // Also when nothing changed: ends the transaction (and its locks)
         // now rather than by rollback.
@@ -244,13 +242,9 @@ impl<P: Ports> TaskFlow<P> {
             let actor = self.actor(&principal);
             writable(&project)?;
             tx.delete_task(id).await?;
-            tx.record(&[actor.entry(
-                AuditAction::TaskDeleted,
-                task.id.0,
-                Some(task.project_id),
-                Changes::between(Some(task.audited_fields()), None),
-            )])
-            .await?;
+            let mut journal = Journal::new(actor);
+            journal.task_deleted(&task);
+            journal.write(&mut tx).await?;
             tx.commit().await?;
             return Ok(());
         }
@@ -258,21 +252,40 @@ impl<P: Ports> TaskFlow<P> {
     }
 
     /// One page of the caller's tasks: across their projects, or in
-    /// `query.project_id` (which must be one of them).
+    /// `query.project_id` (which must be one of them), then with the head
+    /// of that project's event log in the same snapshot, so a client can
+    /// load the state and follow the log from exactly there.
     pub async fn list_tasks(
         &self,
         principal: Principal,
         query: TaskQuery,
-    ) -> Result<Page<Task>, TaskError> {
+    ) -> Result<TaskList, TaskError> {
         query.validate().map_err(TaskError::Invalid)?;
-        let mut conn = self.store.connection().await?;
-        if let Some(project) = query.project_id {
-            let role = role_in(&mut conn, project, principal.user_id).await?;
-            authorize(role, Action::ViewTasks).map_err(TaskError::about_project)?;
-        }
-        let rows = conn.list_tasks(principal.user_id, &query).await?;
-        Ok(Page::from_rows(rows, query.limit, |t| t.cursor(query.sort)))
+        let mut snapshot = self.store.snapshot().await?;
+        let head_seq = match query.project_id {
+            Some(project) => {
+                let role = role_in(&mut snapshot, project, principal.user_id).await?;
+                authorize(role, Action::ViewTasks).map_err(TaskError::about_project)?;
+                let bounds = snapshot.log_bounds(project).await?;
+                Some(bounds.ok_or(TaskError::ProjectNotFound)?.head)
+            }
+            None => None,
+        };
+        let rows = snapshot.list_tasks(principal.user_id, &query).await?;
+        drop(snapshot);
+        Ok(TaskList {
+            page: Page::from_rows(rows, query.limit, |t| t.cursor(query.sort)),
+            head_seq,
+        })
     }
+}
+
+/// A page of tasks, and for one project's tasks the head of its event log
+/// as of the page.
+#[derive(Debug, Clone)]
+pub struct TaskList {
+    pub page: Page<Task>,
+    pub head_seq: Option<i64>,
 }
 
 /// Tasks of an archived project cannot change.

@@ -1,0 +1,104 @@
+//! The event log's use cases: delta sync (a project's events after a
+//! seq) for any member of the project.
+
+use crate::app::TaskFlow;
+use crate::auth::Principal;
+use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
+use crate::event::{Event, EventQuery};
+use crate::ports::{Events, Ports, Store};
+use crate::project::ProjectId;
+use crate::project::policy::{Action, Denied};
+use crate::project::use_cases::{check_limit, read_authorized};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("No such project.")]
+    NotFound,
+    #[error("invalid request: {0}")]
+    Invalid(ValidationErrors),
+    /// Events after `since` were pruned (older than the retention): the
+    /// client reloads the project's state and follows from `head`.
+    #[error(
+        "Events after {since} are no longer kept: reload the project's state, then follow its events from {head}."
+    )]
+    ResyncRequired { since: i64, head: i64 },
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl DomainError for EventsError {
+    fn kind(&self) -> ErrorKind<'_> {
+        match self {
+            Self::NotFound => ErrorKind::NotFound,
+            Self::Invalid(errors) => ErrorKind::Invalid(errors),
+            Self::ResyncRequired { .. } => ErrorKind::ResyncRequired,
+            Self::Port(e) => ErrorKind::Port(e),
+        }
+    }
+}
+
+impl From<Denied> for EventsError {
+    fn from(_: Denied) -> Self {
+        // Every member may read the log: a refusal is a non-member.
+        Self::NotFound
+    }
+}
+
+/// A page of a project's events, and the log's head when it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// The seq to continue after, when there are more.
+    pub next: Option<i64>,
+    /// The last seq of the log (at least every item's).
+    pub head: i64,
+}
+
+impl<P: Ports> TaskFlow<P> {
+    /// The project's events after `query.after`, in order: what a client
+    /// that saw everything up to `query.after` missed.
+    pub async fn project_events(
+        &self,
+        principal: Principal,
+        id: ProjectId,
+        query: EventQuery,
+    ) -> Result<EventPage, EventsError> {
+        check_limit(query.limit).map_err(EventsError::Invalid)?;
+        if query.after < 0 {
+            return Err(EventsError::Invalid(ValidationErrors::single(
+                "since",
+                "must be 0 or more",
+            )));
+        }
+        let mut conn = self.store.connection().await?;
+        read_authorized(&mut conn, id, principal.user_id, Action::ViewProject).await??;
+        // The events first, then the bounds: the head then covers every
+        // event read, and a pruning in between shows as a gap.
+        let mut items = conn.events(id, &query).await?;
+        let bounds = conn.log_bounds(id).await?.ok_or(EventsError::NotFound)?;
+        if query.after > bounds.head {
+            return Err(EventsError::Invalid(ValidationErrors::single(
+                "since",
+                format!("is after the log's head ({})", bounds.head),
+            )));
+        }
+        if !bounds.covers(query.after) {
+            return Err(EventsError::ResyncRequired {
+                since: query.after,
+                head: bounds.head,
+            });
+        }
+        let limit = query.limit as usize;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(EventPage {
+            items,
+            next,
+            head: bounds.head,
+        })
+    }
+}
