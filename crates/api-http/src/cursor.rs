@@ -84,6 +84,18 @@ impl Position for (OffsetDateTime, AuditId) {
     }
 }
 
+/// A position in a project's event log: the last seq seen.
+impl Position for i64 {
+    const LIST: &'static str = "events";
+    fn encode(&self) -> String {
+        encode(Self::LIST, &[&self.to_string()])
+    }
+    fn decode(raw: &str) -> Option<Self> {
+        let parts = decode(Self::LIST, raw, 1)?;
+        parts[0].parse().ok().filter(|seq: &i64| *seq >= 0)
+    }
+}
+
 impl Position for UserId {
     const LIST: &'static str = "users";
     fn encode(&self) -> String {

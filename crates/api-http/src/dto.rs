@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod events;
 pub mod projects;
 
 use domain::{Priority, Status, Task, User};
@@ -513,6 +514,12 @@ pub mod schemas {
                 "The field's value as the API shows it (ids and times as strings); `null` \
                  before a creation and after a deletion.",
             ))
+            .build()
+    }
+
+    pub fn event_type() -> Object {
+        string("What happened.")
+            .enum_values(Some(domain::EventType::ALL.map(domain::EventType::as_str)))
             .build()
     }
 

@@ -36,6 +36,12 @@ pub struct Meta {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Pagination, required = false)]
     pub pagination: Option<Pagination>,
+    /// On a project's events and on a project's task list: the last `seq`
+    /// of the project's event log as of the response (follow the log from
+    /// there to stay in sync).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = i64, required = false, minimum = 0)]
+    pub head_seq: Option<i64>,
 }
 
 /// Keyset pagination: pass `nextCursor` as `cursor` to get the next page.
@@ -79,6 +85,7 @@ pub struct Reply<T> {
     status: StatusCode,
     data: T,
     pagination: Option<Pagination>,
+    head_seq: Option<i64>,
     location: Option<String>,
 }
 
@@ -88,6 +95,7 @@ impl<T: Serialize> Reply<T> {
             status: StatusCode::OK,
             data,
             pagination: None,
+            head_seq: None,
             location: None,
         }
     }
@@ -98,6 +106,7 @@ impl<T: Serialize> Reply<T> {
             status: StatusCode::CREATED,
             data,
             pagination: None,
+            head_seq: None,
             location,
         }
     }
@@ -107,6 +116,11 @@ impl<T: Serialize> Reply<T> {
             pagination: Some(pagination),
             ..Self::new(data)
         }
+    }
+
+    /// With `meta.headSeq`.
+    pub fn head_seq(self, head_seq: Option<i64>) -> Self {
+        Self { head_seq, ..self }
     }
 }
 
@@ -126,6 +140,7 @@ impl<T: Serialize> Responder for Reply<T> {
             meta: Meta {
                 request_id,
                 pagination: self.pagination,
+                head_seq: self.head_seq,
             },
         };
         let mut response = HttpResponse::build(self.status).json(envelope);

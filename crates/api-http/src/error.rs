@@ -24,6 +24,7 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    ResyncRequired,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
@@ -42,6 +43,7 @@ impl ErrorCode {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::ResyncRequired => StatusCode::GONE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -61,6 +63,7 @@ impl ErrorCode {
             405 => Self::MethodNotAllowed,
             408 => Self::RequestTimeout,
             409 => Self::Conflict,
+            410 => Self::ResyncRequired,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             422 => Self::ValidationFailed,
@@ -81,6 +84,7 @@ impl ErrorCode {
             Self::NotFound => "No such resource.",
             Self::MethodNotAllowed => "This method is not allowed on this resource.",
             Self::Conflict => "The request conflicts with the current state.",
+            Self::ResyncRequired => "What you asked to continue from is no longer kept: reload.",
             Self::PayloadTooLarge => "The request body is too large.",
             Self::UnsupportedMediaType => {
                 "The request body must be JSON (Content-Type: application/json)."
@@ -209,6 +213,7 @@ impl ApiError {
             meta: Meta {
                 request_id: request_id.to_owned(),
                 pagination: None,
+                head_seq: None,
             },
         }
     }
@@ -245,6 +250,7 @@ impl<E: DomainError> From<E> for ApiError {
             ErrorKind::Forbidden => ErrorCode::Forbidden,
             ErrorKind::NotFound => ErrorCode::NotFound,
             ErrorKind::Conflict => ErrorCode::Conflict,
+            ErrorKind::ResyncRequired => ErrorCode::ResyncRequired,
         };
         Self::new(code, e.to_string())
     }
@@ -307,6 +313,8 @@ mod tests {
         NotFound,
         #[error("Already there.")]
         Conflict,
+        #[error("Reload.")]
+        ResyncRequired,
         #[error("secret internals")]
         Port(PortError),
     }
@@ -320,6 +328,7 @@ mod tests {
                 Self::Forbidden => ErrorKind::Forbidden,
                 Self::NotFound => ErrorKind::NotFound,
                 Self::Conflict => ErrorKind::Conflict,
+                Self::ResyncRequired => ErrorKind::ResyncRequired,
                 Self::Port(e) => ErrorKind::Port(e),
             }
         }
@@ -341,6 +350,7 @@ mod tests {
             (Sample::Forbidden, ErrorCode::Forbidden, "Not yours."),
             (Sample::NotFound, ErrorCode::NotFound, "No such thing."),
             (Sample::Conflict, ErrorCode::Conflict, "Already there."),
+            (Sample::ResyncRequired, ErrorCode::ResyncRequired, "Reload."),
         ] {
             let api = ApiError::from(error);
             assert_eq!((api.code, api.message.as_str()), (code, message));
@@ -379,6 +389,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
+            ErrorCode::ResyncRequired,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::ValidationFailed,

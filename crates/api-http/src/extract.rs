@@ -147,6 +147,7 @@ impl<P: Ports> FromRequest for Caller<P> {
                 .extensions()
                 .get::<RequestId>()
                 .and_then(|id| domain::RequestId::parse(&id.0));
+            principal.client_mutation_id = client_mutation_id(&req)?;
             tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
             req.extensions_mut().insert(principal);
             Ok(Caller {
@@ -155,6 +156,30 @@ impl<P: Ports> FromRequest for Caller<P> {
             })
         })
     }
+}
+
+/// The header a client names its change with, echoed in the change's
+/// events.
+pub const CLIENT_MUTATION_ID_HEADER: &str = "x-client-mutation-id";
+
+/// `X-Client-Mutation-Id`, when sent: 1–64 of `[A-Za-z0-9._-]`, else 400.
+fn client_mutation_id(req: &HttpRequest) -> Result<Option<domain::ClientMutationId>, ApiError> {
+    let Some(value) = req.headers().get(CLIENT_MUTATION_ID_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(domain::RequestId::parse)
+        .map(Some)
+        .ok_or_else(|| {
+            let mut error = ApiError::malformed("Invalid X-Client-Mutation-Id header.");
+            error.details.insert(
+                "X-Client-Mutation-Id".to_owned(),
+                vec!["must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'".to_owned()],
+            );
+            error
+        })
 }
 
 fn bearer_token(req: &HttpRequest) -> Option<String> {

@@ -7,9 +7,10 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::admin::{AdminUserResponse, PatchUserRequest, SystemRole};
 use crate::dto::audit::{AuditEntryResponse, FieldChange};
+use crate::dto::events::{EventEntity, EventResponse};
 use crate::dto::projects::{
     AddMemberRequest, AssignableRole, CreateProjectRequest, MemberResponse, PatchMemberRequest,
-    PatchProjectRequest, ProjectResponse, Role, TransferRequest,
+    PatchProjectRequest, ProjectData, ProjectResponse, Role, TransferRequest,
 };
 use crate::dto::{
     CreateTaskRequest, LoginRequest, MeResponse, PatchTaskRequest, RefreshRequest, RegisterRequest,
@@ -38,6 +39,13 @@ A project's members have roles: `owner` > `admin` > `member` > `viewer`. Viewers
 Anything in or about a project the caller is not a member of is 404, exactly as if it did not exist; a role too low is 403. An archived project is read-only (409) until its owner unarchives it.
 Every change is recorded in the project's activity (`GET /api/v1/projects/{id}/activity`) and the task's history (`GET /api/v1/tasks/{id}/history`), with the request's `X-Request-Id`.
 
+## Staying in sync
+
+Every change of a project's content appends events to the project's log, numbered by `seq` (1, 2, 3, … per project, in commit order, without gaps), in the same transaction as the change.
+Load the state (`GET /api/v1/tasks?projectId=…` carries `meta.headSeq`, the log's head as of the page), then follow `GET /api/v1/projects/{id}/events?since=<headSeq>`: nothing is missed and nothing comes twice.
+Send `X-Client-Mutation-Id` (1–64 of `[A-Za-z0-9._-]`) with a change to find it echoed as `clientMutationId` in its events.
+Events are kept for `EVENT_RETENTION` (30 days by default); asking for older ones is 410 `RESYNC_REQUIRED`: reload the state.
+
 ## Error codes
 
 | code | status | when |
@@ -50,6 +58,7 @@ Every change is recorded in the project's activity (`GET /api/v1/projects/{id}/a
 | `NOT_FOUND` | 404 | no such resource (also one in a project the caller is not a member of) or route |
 | `METHOD_NOT_ALLOWED` | 405 | the route exists, the method does not (see `Allow`) |
 | `CONFLICT` | 409 | at odds with the current state: e-mail already registered, already a member, an archived project, an Inbox rule, the owner leaving |
+| `RESYNC_REQUIRED` | 410 | the events after `since` are no longer kept (older than the retention): reload the project's state, then follow from its `headSeq` |
 | `PAYLOAD_TOO_LARGE` | 413 | body over 64 KiB |
 | `UNSUPPORTED_MEDIA_TYPE` | 415 | body is not `application/json` |
 | `VALIDATION_FAILED` | 422 | well-formed but invalid; `details` maps each field to its messages; unknown fields are rejected |
@@ -88,6 +97,7 @@ Every change is recorded in the project's activity (`GET /api/v1/projects/{id}/a
         projects::patch_member,
         projects::delete_member,
         projects::activity,
+        projects::events,
         admin::list_users,
         admin::patch_user,
     ),
@@ -97,7 +107,7 @@ Every change is recorded in the project's activity (`GET /api/v1/projects/{id}/a
         CreateTaskRequest, ReplaceTaskRequest, PatchTaskRequest, TaskResponse, TaskStatus, TaskPriority,
         ProjectResponse, CreateProjectRequest, PatchProjectRequest, TransferRequest, Role, AssignableRole,
         AddMemberRequest, PatchMemberRequest, MemberResponse, AuditEntryResponse, FieldChange,
-        AdminUserResponse, PatchUserRequest, SystemRole,
+        AdminUserResponse, PatchUserRequest, SystemRole, ProjectData, EventResponse, EventEntity,
     )),
     modifiers(&Security, &ErrorResponses),
     tags(

@@ -16,6 +16,8 @@ pub struct Settings {
     /// Accounts with these addresses are system admins: registered as one,
     /// or promoted when the server starts (`ADMIN_EMAILS`).
     pub admin_emails: Vec<Email>,
+    /// How long a project's events are kept (`EVENT_RETENTION`).
+    pub event_retention: Duration,
 }
 
 impl Default for Settings {
@@ -23,6 +25,7 @@ impl Default for Settings {
         Self {
             refresh_token_ttl: Duration::days(30),
             admin_emails: Vec::new(),
+            event_retention: Duration::days(30),
         }
     }
 }

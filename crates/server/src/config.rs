@@ -68,6 +68,8 @@ pub struct Config {
     pub request_body_timeout: Duration,
     /// Accounts that are system admins (`ADMIN_EMAILS`, comma-separated).
     pub admin_emails: Vec<domain::Email>,
+    /// How long a project's events are kept before they are pruned.
+    pub event_retention: Duration,
 }
 
 /// Every environment variable the server reads (the Docker files are
@@ -90,6 +92,7 @@ pub const VARIABLES: &[&str] = &[
     "PASSWORD_HASH_QUEUE_TIMEOUT",
     "REQUEST_BODY_TIMEOUT",
     "ADMIN_EMAILS",
+    "EVENT_RETENTION",
 ];
 
 /// A configuration problem, as one line naming the variable.
@@ -261,6 +264,13 @@ impl Config {
                 "must be more than 0",
             ));
         }
+        let event_retention = duration("EVENT_RETENTION", Duration::from_secs(30 * 86_400))?;
+        if event_retention < Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                "EVENT_RETENTION",
+                "must be at least a minute",
+            ));
+        }
         let admin_emails = var("ADMIN_EMAILS")
             .unwrap_or_default()
             .split(',')
@@ -289,6 +299,7 @@ impl Config {
             password_hash_queue_timeout,
             request_body_timeout,
             admin_emails,
+            event_retention,
         })
     }
 }
@@ -422,6 +433,8 @@ mod tests {
             ("PASSWORD_HASH_QUEUE_TIMEOUT", "soon"),
             ("REQUEST_BODY_TIMEOUT", "0"),
             ("ADMIN_EMAILS", "ops@example.com,not-an-address"),
+            ("EVENT_RETENTION", "30s"),
+            ("EVENT_RETENTION", "forever"),
         ] {
             let e = config(&[(var, value)]).expect_err(value);
             assert_eq!(e.var, var, "{value}");

@@ -242,6 +242,25 @@ async fn promote_admins<P: Ports>(app: &TaskFlow<P>, config: &Config) -> Result<
     Ok(())
 }
 
+/// How often an instance prunes events older than the retention. Every
+/// instance does; a prune is an idempotent delete, so they may overlap.
+const EVENT_PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+/// Prunes the event log now and then, for as long as the runtime runs. A
+/// failure is logged and retried at the next tick.
+async fn prune_events_periodically<P: Ports>(app: TaskFlow<P>) {
+    let mut ticks = tokio::time::interval(EVENT_PRUNE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match app.prune_events().await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "pruned events older than EVENT_RETENTION"),
+            Err(e) => tracing::warn!("pruning events failed: {}", domain::error::describe(&e)),
+        }
+    }
+}
+
 /// The hashing limits the configuration asks for.
 pub fn hash_limits(config: &Config) -> HashLimits {
     let mut limits = match config.password_hash_concurrency {
@@ -279,6 +298,8 @@ pub fn taskflow<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = Syst
         refresh_token_ttl: time::Duration::try_from(config.refresh_token_ttl)
             .unwrap_or(time::Duration::days(30)),
         admin_emails: config.admin_emails.clone(),
+        event_retention: time::Duration::try_from(config.event_retention)
+            .unwrap_or(time::Duration::days(30)),
     };
     TaskFlow::new(store, sessions, hasher, tokens, SystemClock, settings)
 }
@@ -291,6 +312,7 @@ async fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = Syste
 ) -> Result<Application, StartupError> {
     let app = taskflow::<P>(store, sessions, hasher, config);
     promote_admins(&app, config).await?;
+    tokio::spawn(prune_events_periodically(app.clone()));
     let addr = SocketAddr::new(config.bind_addr, config.port);
     let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind { addr, source })?;
     let addr = listener

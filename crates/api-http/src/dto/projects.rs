@@ -2,7 +2,7 @@
 //! descriptions and roles (its errors name the fields); these types only
 //! shape the JSON and state the rules in the document.
 
-use domain::{MemberDetails, ProjectRole, ProjectView};
+use domain::{MemberDetails, Project, ProjectRole, ProjectView};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -50,9 +50,10 @@ impl From<AssignableRole> for ProjectRole {
     }
 }
 
+/// A project as everyone sees it (the event log carries this).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ProjectResponse {
+pub struct ProjectData {
     pub id: Uuid,
     pub name: String,
     /// `null` when there is none.
@@ -70,13 +71,10 @@ pub struct ProjectResponse {
     /// 1 on creation, +1 on every change.
     #[schema(example = 1, minimum = 1)]
     pub version: i64,
-    /// The caller's role in the project.
-    pub role: Role,
 }
 
-impl From<&ProjectView> for ProjectResponse {
-    fn from(view: &ProjectView) -> Self {
-        let p = &view.project;
+impl From<&Project> for ProjectData {
+    fn from(p: &Project) -> Self {
         Self {
             id: p.id.0,
             name: p.name.as_str().to_owned(),
@@ -87,6 +85,24 @@ impl From<&ProjectView> for ProjectResponse {
             created_at: p.created_at,
             updated_at: p.updated_at,
             version: p.version,
+        }
+    }
+}
+
+/// A project as its caller sees it: with their role in it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectResponse {
+    #[serde(flatten)]
+    pub project: ProjectData,
+    /// The caller's role in the project.
+    pub role: Role,
+}
+
+impl From<&ProjectView> for ProjectResponse {
+    fn from(view: &ProjectView) -> Self {
+        Self {
+            project: ProjectData::from(&view.project),
             role: view.role.into(),
         }
     }

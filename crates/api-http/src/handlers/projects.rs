@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use domain::{
-    AuditQuery, MemberQuery, MemberRef, NewMember, NewProject, Ports, ProjectId, ProjectPatch,
+    AuditQuery, EventQuery, MemberQuery, MemberRef, NewMember, NewProject, Ports, ProjectId, ProjectPatch,
     ProjectQuery, TaskFlow, UserId, ValidationErrors,
 };
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::cursor::{self, PageParams};
 use crate::dto::audit::AuditEntryResponse;
+use crate::dto::events::EventResponse;
 use crate::dto::projects::{
     AddMemberRequest, CreateProjectRequest, MemberResponse, PatchMemberRequest,
     PatchProjectRequest, ProjectResponse, TransferRequest,
@@ -377,4 +378,61 @@ pub async fn activity<P: Ports>(
         items,
         cursor::pagination(limit, page.next.as_ref()),
     ))
+}
+
+/// `GET /projects/{id}/events`' own parameter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct EventsParams {
+    /// The last `seq` the client has (default 0: from the start); a
+    /// `cursor` wins over it.
+    #[param(value_type = Option<i64>, minimum = 0)]
+    pub since: Option<String>,
+}
+
+/// Delta sync: the project's events after `since`, oldest first, and
+/// `meta.headSeq`. Any member may read them. 410 `RESYNC_REQUIRED` when
+/// events after `since` were pruned (older than the retention).
+#[utoipa::path(
+    get, path = "/api/v1/projects/{id}/events", tag = "projects",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Project id"), EventsParams, PageParams),
+    responses(
+        (status = 200, description = "A page of events in `seq` order; `meta.headSeq` is the log's head", body = Envelope<Vec<EventResponse>>),
+        (status = 400, description = "Bad id or query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
+        (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
+        (status = 410, description = "Events after `since` are no longer kept: reload the state (`RESYNC_REQUIRED`)", body = ErrorEnvelope),
+        (status = 422, description = "`since` is after the log's head (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+    )
+)]
+pub async fn events<P: Ports>(
+    app: App<P>,
+    caller: Caller<P>,
+    id: web::Path<Uuid>,
+    params: web::Query<EventsParams>,
+    page: web::Query<PageParams>,
+) -> Result<Reply<Vec<EventResponse>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let since = params.into_inner().since.and_then(|raw| {
+        errors.check(
+            "since",
+            raw.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or("must be an integer, 0 or more"),
+        )
+    });
+    let (limit, after) = page.into_inner().parse::<i64>(&mut errors);
+    cursor::check(errors)?;
+    let query = EventQuery {
+        after: after.or(since).unwrap_or(0),
+        limit,
+    };
+    let page = app
+        .project_events(caller.principal, ProjectId(*id), query)
+        .await?;
+    let items = page.items.iter().map(EventResponse::from).collect();
+    Ok(Reply::page(items, cursor::pagination(limit, page.next.as_ref())).head_seq(Some(page.head)))
 }

@@ -202,7 +202,7 @@ pub fn decode_cursor(encoded: &str) -> Option<Cursor> {
     security(("bearer" = [])),
     params(ListTasksParams),
     responses(
-        (status = 200, description = "A page of tasks; `meta.pagination` tells how to get the next", body = Envelope<Vec<TaskResponse>>),
+        (status = 200, description = "A page of tasks; `meta.pagination` tells how to get the next; with `projectId`, `meta.headSeq` is the project's event-log head as of the page", body = Envelope<Vec<TaskResponse>>),
         (status = 400, description = "Bad query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 404, description = "`projectId` is not a project of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
@@ -215,14 +215,15 @@ pub async fn list_tasks<P: Ports>(
 ) -> Result<Reply<Vec<TaskResponse>>, ApiError> {
     let query = params.into_inner().into_query(caller.principal.user_id)?;
     let limit = query.limit;
-    let page = app.list_tasks(caller.principal, query).await?;
+    let list = app.list_tasks(caller.principal, query).await?;
+    let page = list.page;
     let items = page.items.iter().map(TaskResponse::from).collect();
     let pagination = Pagination {
         limit,
         next_cursor: page.next.as_ref().map(encode_cursor),
         has_more: page.next.is_some(),
     };
-    Ok(Reply::page(items, pagination))
+    Ok(Reply::page(items, pagination).head_seq(list.head_seq))
 }
 
 /// Create a task in a project (member and up), or in the caller's Inbox.

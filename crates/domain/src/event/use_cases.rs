@@ -5,7 +5,7 @@ use crate::app::TaskFlow;
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::event::{Event, EventQuery};
-use crate::ports::{Events, Ports, Store};
+use crate::ports::{Clock, Events, Ports, Store};
 use crate::project::ProjectId;
 use crate::project::policy::{Action, Denied};
 use crate::project::use_cases::{check_limit, read_authorized};
@@ -100,5 +100,12 @@ impl<P: Ports> TaskFlow<P> {
             next,
             head: bounds.head,
         })
+    }
+
+    /// Removes the events older than the retention, of every project;
+    /// answers how many. Run periodically; safe from several instances.
+    pub async fn prune_events(&self) -> Result<u64, PortError> {
+        let before = self.clock.now() - self.settings.event_retention;
+        self.store.connection().await?.prune_events(before).await
     }
 }
