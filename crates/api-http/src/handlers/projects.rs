@@ -3,8 +3,8 @@
 
 use actix_web::{HttpResponse, web};
 use domain::{
-    AuditQuery, EventQuery, MemberQuery, MemberRef, NewMember, NewProject, Ports, ProjectId, ProjectPatch,
-    ProjectQuery, TaskFlow, UserId, ValidationErrors,
+    AuditQuery, EventQuery, MemberQuery, MemberRef, NewMember, NewProject, Ports, ProjectId,
+    ProjectPatch, ProjectQuery, TaskFlow, UserId, ValidationErrors,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;

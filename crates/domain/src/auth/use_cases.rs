@@ -6,12 +6,15 @@
 use time::OffsetDateTime;
 
 use crate::app::TaskFlow;
+use crate::audit::Actor;
 use crate::auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId};
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
+use crate::journal::Journal;
 use crate::ports::{
-    AccessTokens, Clock, InsertMemberError, InsertUserError, PasswordHasher, Ports, Projects,
+    AccessTokens, Clock, InsertUserError, MemberDetails, PasswordHasher, Ports, Projects,
     SessionStore, Store, Transaction, Users,
 };
+use crate::project::use_cases::insert_new_member;
 use crate::project::{Member, Project, ProjectId, ProjectRole};
 use crate::user::{Email, PlainPassword, Role, User, UserId, UserName};
 
@@ -166,12 +169,21 @@ impl<P: Ports> TaskFlow<P> {
             Ok(()) => {}
         }
         tx.insert_project(&inbox).await?;
-        tx.insert_member(&owner).await.map_err(|e| match e {
-            InsertMemberError::Port(e) => e,
-            InsertMemberError::AlreadyMember => {
-                PortError::unexpected("database", "a new Inbox already had its owner")
-            }
-        })?;
+        insert_new_member(&mut tx, &owner).await?;
+        // The Inbox's log and trail start as any project's do.
+        let mut journal = Journal::new(Actor {
+            user_id: user.id,
+            request_id: None,
+            client_mutation_id: None,
+            at: user.created_at,
+        });
+        journal.project_created(&inbox);
+        journal.member_added(&MemberDetails {
+            member: owner,
+            email: user.email.clone(),
+            name: user.name.clone(),
+        });
+        journal.write(&mut tx).await?;
         tx.commit().await?;
         Ok(user)
     }

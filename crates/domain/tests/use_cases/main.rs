@@ -6,6 +6,7 @@ mod harness;
 
 mod admin;
 mod audit;
+mod events;
 mod health;
 mod list;
 mod ownership;
