@@ -22,6 +22,8 @@ mod auth;
 mod bola;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/events.rs"]
+mod events;
 #[path = "api/flow.rs"]
 mod flow;
 #[path = "api/openapi.rs"]
