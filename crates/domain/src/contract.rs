@@ -2252,7 +2252,7 @@ pub mod events {
 
     /// An event about `entity` by `actor` at `at`, with no data, changes
     /// or ids: what numbering and pruning look at.
-    fn event_at(actor: UserId, entity: uuid::Uuid, at: OffsetDateTime) -> NewEvent {
+    pub fn event_at(actor: UserId, entity: uuid::Uuid, at: OffsetDateTime) -> NewEvent {
         NewEvent {
             kind: EventType::TaskUpdated,
             entity_id: entity,
