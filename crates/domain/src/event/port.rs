@@ -35,7 +35,10 @@ pub trait Events: Send {
         project: ProjectId,
     ) -> impl Future<Output = Result<Option<LogBounds>, PortError>> + Send;
     /// Removes every event older than `before`, of every project; answers
-    /// how many. Safe to run from several instances at once.
+    /// how many. Safe to run from several instances at once. Events carry
+    /// their instance's clock, so with clocks a little apart this may
+    /// leave a kept event below a pruned one: delta sync treats any gap as
+    /// pruned history.
     fn prune_events(
         &mut self,
         before: OffsetDateTime,

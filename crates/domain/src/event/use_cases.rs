@@ -82,7 +82,15 @@ impl<P: Ports> TaskFlow<P> {
                 format!("is after the log's head ({})", bounds.head),
             )));
         }
-        if !bounds.covers(query.after) {
+        // Retention prunes by time, and instances' clocks may differ a
+        // little, so besides the log's start, any gap among the events read
+        // is one retention made: either way, what follows `since` is no
+        // longer all there.
+        let contiguous = items
+            .iter()
+            .zip(query.after + 1..)
+            .all(|(event, expected)| event.seq == expected);
+        if !bounds.covers(query.after) || !contiguous {
             return Err(EventsError::ResyncRequired {
                 since: query.after,
                 head: bounds.head,

@@ -162,7 +162,8 @@ async fn invalid_title_is_rejected() {
     let page = flow
         .list_tasks(principal, crate::harness::query(100))
         .await
-        .expect("list");
+        .expect("list")
+        .page;
     assert_eq!(page.items.len(), 1, "only the valid task was stored");
 }
 
