@@ -4,8 +4,11 @@
 //!
 //! [`MemoryStore`] behaves as PostgreSQL does where a use case can tell: a
 //! transaction stages its writes and applies them at commit (others never
-//! see them before, audit entries included), the `_for_update` reads and
-//! writes lock their rows until the transaction ends, reads never wait.
+//! see them before, audit entries and events included), the `_for_update`
+//! reads and writes lock their rows until the transaction ends, reads never
+//! wait. A project's event log is numbered under the project's row lock,
+//! so in commit order; a snapshot is a transaction that refuses to lock or
+//! write, reading what is committed at each read.
 //! One [`MemoryHandle`] type implements every port, as a connection or as
 //! a transaction.
 

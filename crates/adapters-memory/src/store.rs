@@ -1,11 +1,12 @@
-//! Users, projects, tasks and the audit trail in memory, with PostgreSQL's
-//! behaviour where use cases can tell: a transaction's writes are
-//! invisible to others until it commits (READ COMMITTED), the
+//! Users, projects, tasks, the audit trail and the event log in memory,
+//! with PostgreSQL's behaviour where use cases can tell: a transaction's
+//! writes are invisible to others until it commits (READ COMMITTED), the
 //! `_for_update` reads and writes lock their rows until the transaction
 //! ends, reads never wait, and an e-mail address or a membership is taken
 //! as soon as a transaction inserts it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -13,9 +14,9 @@ use domain::ports::{
     InsertMemberError, InsertUserError, MemberDetails, MemberQuery, ProjectQuery, UserQuery,
 };
 use domain::{
-    Audit, AuditEntry, AuditId, AuditQuery, Email, EntityType, Member, PortError, Project,
-    ProjectId, ProjectRole, Projects, Store, Task, TaskId, TaskQuery, Tasks, Transaction, User,
-    UserId, Users,
+    Audit, AuditEntry, AuditId, AuditQuery, Email, EntityType, Event, EventQuery, Events,
+    LogBounds, Member, NewEvent, PortError, Project, ProjectId, ProjectRole, Projects, Store, Task,
+    TaskId, TaskQuery, Tasks, Transaction, User, UserId, Users,
 };
 use time::OffsetDateTime;
 use tokio::sync::OwnedMutexGuard;
@@ -35,6 +36,10 @@ struct State {
     /// Each project's tasks.
     tasks_by_project: HashMap<ProjectId, BTreeSet<TaskId>>,
     projects: HashMap<ProjectId, Project>,
+    /// The last seq each project's log gave (0 before any): kept with the
+    /// project (inserted and deleted with it, as a column of its row), so
+    /// the project's row lock orders the numbering.
+    heads: HashMap<ProjectId, i64>,
     /// Members by project, then user.
     members: HashMap<ProjectId, BTreeMap<UserId, Member>>,
     /// The projects each user is a member of.
@@ -46,6 +51,9 @@ struct State {
     /// them records an entry: the trail only grows, and copying it for
     /// every such read would cost the most.
     audit: Arc<AuditLog>,
+    /// Shared with the copies as the trail is. Events outlive their
+    /// project, until pruned.
+    events: Arc<EventLog>,
 }
 
 /// Where an entry stands in the trail's order (newest first: descending).
@@ -89,6 +97,64 @@ impl AuditLog {
             .take(query.limit as usize + 1)
             .filter_map(|(_, id)| self.entries.get(id).cloned())
             .collect()
+    }
+}
+
+/// Where an event stands in the order pruning goes by.
+type EventKey = (OffsetDateTime, ProjectId, i64);
+
+/// The first key of the events at `at` or later.
+fn first_key_at(at: OffsetDateTime) -> EventKey {
+    (at, ProjectId(uuid::Uuid::nil()), i64::MIN)
+}
+
+#[derive(Debug, Default, Clone)]
+struct EventLog {
+    /// Each project's events by seq.
+    by_project: HashMap<ProjectId, BTreeMap<i64, Event>>,
+    /// Every event, oldest first.
+    by_time: BTreeSet<EventKey>,
+}
+
+impl EventLog {
+    fn insert(&mut self, event: Event) {
+        let key = (event.event.at, event.project_id, event.seq);
+        self.by_time.insert(key);
+        self.by_project
+            .entry(event.project_id)
+            .or_default()
+            .insert(event.seq, event);
+    }
+
+    /// The project's events after `after`, in seq order.
+    fn after(&self, project: ProjectId, after: i64) -> impl Iterator<Item = &Event> {
+        self.by_project
+            .get(&project)
+            .into_iter()
+            .flat_map(move |log| log.range((Bound::Excluded(after), Bound::Unbounded)))
+            .map(|(_, event)| event)
+    }
+
+    /// The times of the events older than `before`.
+    fn older_than(&self, before: OffsetDateTime) -> impl Iterator<Item = OffsetDateTime> + '_ {
+        self.by_time
+            .range(..first_key_at(before))
+            .map(|(at, _, _)| *at)
+    }
+
+    /// Removes the events older than `before`; answers how many.
+    fn prune(&mut self, before: OffsetDateTime) -> u64 {
+        let newer = self.by_time.split_off(&first_key_at(before));
+        let older = std::mem::replace(&mut self.by_time, newer);
+        for (_, project, seq) in &older {
+            if let Some(log) = self.by_project.get_mut(project) {
+                log.remove(seq);
+                if log.is_empty() {
+                    self.by_project.remove(project);
+                }
+            }
+        }
+        older.len() as u64
     }
 }
 
@@ -181,10 +247,12 @@ impl State {
             }
             Write::DeleteTask(id) => self.remove_task(id),
             Write::PutProject(project) => {
+                self.heads.entry(project.id).or_insert(0);
                 self.projects.insert(project.id, project);
             }
             Write::DeleteProject(id) => {
                 self.projects.remove(&id);
+                self.heads.remove(&id);
                 for user in self
                     .members
                     .remove(&id)
@@ -219,6 +287,23 @@ impl State {
                 for entry in entries {
                     audit.insert(entry);
                 }
+            }
+            // A log grows only with its project there (its numbers were
+            // given under the project's lock, held until now).
+            Write::Append(project, events) => {
+                let Some(head) = self.heads.get_mut(&project) else {
+                    return;
+                };
+                if let Some(last) = events.last() {
+                    *head = last.seq;
+                }
+                let log = Arc::make_mut(&mut self.events);
+                for event in events {
+                    log.insert(event);
+                }
+            }
+            Write::Prune(before) => {
+                Arc::make_mut(&mut self.events).prune(before);
             }
         }
     }
@@ -263,6 +348,27 @@ enum Write {
     PutMember(Member),
     DeleteMember(ProjectId, UserId),
     Record(Vec<AuditEntry>),
+    /// Logs the project's events, numbered after its head, and moves the
+    /// head to the last.
+    Append(ProjectId, Vec<Event>),
+    /// Removes the events older than this, of every project.
+    Prune(OffsetDateTime),
+}
+
+impl Write {
+    /// Whether the write changes the event log only, which the copies
+    /// [`MemoryHandle::view`] makes are never asked about.
+    fn logs_only(&self) -> bool {
+        matches!(self, Write::Append(..) | Write::Prune(_))
+    }
+}
+
+/// Whether an event at `at` is kept by `writes`: no prune among them
+/// removes it.
+fn kept_by(writes: &[Write], at: OffsetDateTime) -> bool {
+    !writes
+        .iter()
+        .any(|write| matches!(write, Write::Prune(before) if at < *before))
 }
 
 /// What a row lock is on.
@@ -351,8 +457,8 @@ impl Shared {
     }
 }
 
-/// Users, projects, tasks and the audit trail in memory, shared by every
-/// clone.
+/// Users, projects, tasks, the audit trail and the event log in memory,
+/// shared by every clone.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
@@ -396,6 +502,21 @@ impl Store for MemoryStore {
         })
     }
 
+    /// A transaction that refuses to lock or write; no true snapshot: each
+    /// read sees what is committed when it runs (copying the whole store
+    /// for each would cost more than it is worth). Safe for the use cases,
+    /// which read a log's head before the state it numbers: the state read
+    /// is then at least as new as the head.
+    async fn snapshot(&self) -> Result<MemoryHandle, PortError> {
+        Ok(MemoryHandle {
+            shared: Arc::clone(&self.shared),
+            tx: Some(Tx {
+                read_only: true,
+                ..Tx::default()
+            }),
+        })
+    }
+
     async fn ping(&self) -> Result<(), PortError> {
         Ok(())
     }
@@ -412,6 +533,8 @@ pub struct MemoryHandle {
 
 #[derive(Debug, Default)]
 struct Tx {
+    /// A snapshot's: refuses every lock and write.
+    read_only: bool,
     /// In the order made; applied in that order at commit.
     writes: Vec<Write>,
     /// Row locks held until the transaction ends.
@@ -519,21 +642,28 @@ impl MemoryHandle {
     /// costs only there.
     fn view<T>(&self, read: impl FnOnce(&State) -> T) -> T {
         let state = self.shared.state();
-        match &self.tx {
-            Some(tx) if !tx.writes.is_empty() => {
-                let mut view = state.clone();
-                for write in &tx.writes {
-                    view.apply(write.clone());
-                }
-                read(&view)
-            }
-            _ => read(&state),
+        // The event log is read without a copy (`visible_events`): its
+        // writes are left out, so the copy never copies it.
+        let mut writes = self
+            .tx
+            .iter()
+            .flat_map(|tx| &tx.writes)
+            .filter(|write| !write.logs_only())
+            .peekable();
+        if writes.peek().is_none() {
+            return read(&state);
         }
+        let mut view = state.clone();
+        for write in writes {
+            view.apply(write.clone());
+        }
+        read(&view)
     }
 
     /// Locks the row: until the transaction ends, or (outside one) returns
     /// the guard for the caller to drop when its write is done.
     async fn lock_row(&mut self, id: Row) -> Result<Option<CallLock>, PortError> {
+        self.check_writable()?;
         if self.tx.as_ref().is_some_and(|tx| tx.holds(id)) {
             return Ok(None);
         }
@@ -565,12 +695,94 @@ impl MemoryHandle {
         Ok(lock)
     }
 
+    /// Refuses a lock or a write in a snapshot, as PostgreSQL refuses
+    /// them in a `READ ONLY` transaction.
+    fn check_writable(&self) -> Result<(), PortError> {
+        if self.tx.as_ref().is_some_and(|tx| tx.read_only) {
+            return Err(PortError::unexpected(
+                WHAT,
+                "a snapshot reads only: it neither locks nor writes",
+            ));
+        }
+        Ok(())
+    }
+
     /// Stages `write` in the transaction, or applies it at once.
-    fn write(&mut self, write: Write) {
+    fn write(&mut self, write: Write) -> Result<(), PortError> {
+        self.check_writable()?;
         match &mut self.tx {
             Some(tx) => tx.writes.push(write),
             None => self.shared.state().apply(write),
         }
+        Ok(())
+    }
+
+    /// The project's head as this handle sees it in `state` (the committed
+    /// data): its transaction's own writes over the committed head; `None`
+    /// when there is no such project.
+    fn visible_head(&self, state: &State, id: ProjectId) -> Option<i64> {
+        let committed = state.heads.get(&id).copied();
+        let Some(tx) = &self.tx else {
+            return committed;
+        };
+        // As `State::apply` would leave it.
+        tx.writes.iter().fold(committed, |head, write| match write {
+            Write::PutProject(project) if project.id == id => Some(head.unwrap_or(0)),
+            Write::DeleteProject(deleted) if *deleted == id => None,
+            Write::Append(project, events) if *project == id => {
+                head.map(|head| events.last().map_or(head, |last| last.seq))
+            }
+            _ => head,
+        })
+    }
+
+    /// Up to `take` of the project's events after `after`, in seq order,
+    /// as this handle sees them in `state`: the committed ones, then its
+    /// transaction's own (numbered after them, under the project's lock),
+    /// less those its own prunes removed.
+    fn visible_events(&self, state: &State, id: ProjectId, after: i64, take: usize) -> Vec<Event> {
+        let writes = self.tx.as_ref().map_or(&[][..], |tx| &tx.writes[..]);
+        let mut events: Vec<Event> = state
+            .events
+            .after(id, after)
+            .filter(|event| kept_by(writes, event.event.at))
+            .take(take)
+            .cloned()
+            .collect();
+        for (i, write) in writes.iter().enumerate() {
+            if let Write::Append(project, appended) = write
+                && *project == id
+            {
+                let later = &writes[i + 1..];
+                events.extend(
+                    appended
+                        .iter()
+                        .filter(|e| e.seq > after && kept_by(later, e.event.at))
+                        .cloned(),
+                );
+            }
+        }
+        events.sort_by_key(|event| event.seq);
+        events.truncate(take);
+        events
+    }
+
+    /// How many events older than `before` this handle sees in `state`.
+    fn visible_older_than(&self, state: &State, before: OffsetDateTime) -> u64 {
+        let writes = self.tx.as_ref().map_or(&[][..], |tx| &tx.writes[..]);
+        let committed = state
+            .events
+            .older_than(before)
+            .filter(|at| kept_by(writes, *at))
+            .count();
+        let own = writes.iter().enumerate().map(|(i, write)| match write {
+            Write::Append(_, appended) => appended
+                .iter()
+                .filter(|e| e.event.at < before && kept_by(&writes[i + 1..], e.event.at))
+                .count(),
+            _ => 0,
+        });
+        (committed + own.sum::<usize>()) as u64
     }
 
     /// Ends the transaction: applies its writes when `commit`, and gives
@@ -627,6 +839,7 @@ impl Drop for MemoryHandle {
 
 impl Users for MemoryHandle {
     async fn insert_user(&mut self, user: &User) -> Result<(), InsertUserError> {
+        self.check_writable()?;
         // Checked and taken under one lock, so two callers cannot both pass.
         let mut state = self.shared.state();
         if state.email_taken(&user.email) {
@@ -668,7 +881,7 @@ impl Users for MemoryHandle {
         if self.visible_user(user.id).is_none() {
             return Ok(false);
         }
-        self.write(Write::UpdateUser(user.clone()));
+        self.write(Write::UpdateUser(user.clone()))?;
         Ok(true)
     }
 
@@ -702,7 +915,7 @@ impl Users for MemoryHandle {
 impl Tasks for MemoryHandle {
     async fn insert_task(&mut self, task: &Task) -> Result<(), PortError> {
         let _until_the_write_is_done = self.lock_existing_project(task.project_id).await?;
-        self.write(Write::InsertTask(task.clone()));
+        self.write(Write::InsertTask(task.clone()))?;
         Ok(())
     }
 
@@ -726,7 +939,7 @@ impl Tasks for MemoryHandle {
         } else {
             self.lock_existing_project(task.project_id).await?
         };
-        self.write(Write::UpdateTask(task.clone()));
+        self.write(Write::UpdateTask(task.clone()))?;
         Ok(true)
     }
 
@@ -735,7 +948,7 @@ impl Tasks for MemoryHandle {
         if self.visible_task(id).is_none() {
             return Ok(false);
         }
-        self.write(Write::DeleteTask(id));
+        self.write(Write::DeleteTask(id))?;
         Ok(true)
     }
 
@@ -779,7 +992,7 @@ impl Tasks for MemoryHandle {
 
 impl Projects for MemoryHandle {
     async fn insert_project(&mut self, project: &Project) -> Result<(), PortError> {
-        self.write(Write::PutProject(project.clone()));
+        self.write(Write::PutProject(project.clone()))?;
         Ok(())
     }
 
@@ -797,7 +1010,7 @@ impl Projects for MemoryHandle {
         if self.visible_project(project.id).is_none() {
             return Ok(false);
         }
-        self.write(Write::PutProject(project.clone()));
+        self.write(Write::PutProject(project.clone()))?;
         Ok(true)
     }
 
@@ -822,7 +1035,7 @@ impl Projects for MemoryHandle {
         for task in tasks {
             locks.push(self.lock_row(Row::Task(task)).await?);
         }
-        self.write(Write::DeleteProject(id));
+        self.write(Write::DeleteProject(id))?;
         Ok(true)
     }
 
@@ -882,7 +1095,7 @@ impl Projects for MemoryHandle {
             return Ok(false);
         };
         member.role = role;
-        self.write(Write::PutMember(member));
+        self.write(Write::PutMember(member))?;
         Ok(true)
     }
 
@@ -892,7 +1105,7 @@ impl Projects for MemoryHandle {
         if self.visible_member(project, user).is_none() {
             return Ok(false);
         }
-        self.write(Write::DeleteMember(project, user));
+        self.write(Write::DeleteMember(project, user))?;
         Ok(true)
     }
 
@@ -986,7 +1199,7 @@ impl Audit for MemoryHandle {
                 ));
             }
         }
-        self.write(Write::Record(entries.to_vec()));
+        self.write(Write::Record(entries.to_vec()))?;
         Ok(())
     }
 
@@ -1015,11 +1228,134 @@ impl Audit for MemoryHandle {
     }
 }
 
+impl Events for MemoryHandle {
+    async fn append(
+        &mut self,
+        project: ProjectId,
+        events: &[NewEvent],
+    ) -> Result<Vec<Event>, PortError> {
+        // The project's row lock, as PostgreSQL's update of its head takes
+        // it: numbers are given under it, so in commit order.
+        let _until_the_write_is_done = self.lock_row(Row::Project(project)).await?;
+        let head = self.visible_head(&self.shared.state(), project);
+        let Some(head) = head else {
+            return Err(PortError::unexpected(WHAT, format!("no project {project}")));
+        };
+        let numbered: Vec<Event> = (head + 1..)
+            .zip(events)
+            .map(|(seq, event)| Event {
+                project_id: project,
+                seq,
+                event: event.clone(),
+            })
+            .collect();
+        if !numbered.is_empty() {
+            self.write(Write::Append(project, numbered.clone()))?;
+        }
+        Ok(numbered)
+    }
+
+    async fn events(
+        &mut self,
+        project: ProjectId,
+        query: &EventQuery,
+    ) -> Result<Vec<Event>, PortError> {
+        let take = query.limit as usize + 1;
+        Ok(self.visible_events(&self.shared.state(), project, query.after, take))
+    }
+
+    async fn log_bounds(&mut self, project: ProjectId) -> Result<Option<LogBounds>, PortError> {
+        // Both read from one state of the committed data.
+        let state = self.shared.state();
+        let Some(head) = self.visible_head(&state, project) else {
+            return Ok(None);
+        };
+        let oldest = self
+            .visible_events(&state, project, 0, 1)
+            .first()
+            .map(|e| e.seq);
+        Ok(Some(LogBounds { head, oldest }))
+    }
+
+    async fn prune_events(&mut self, before: OffsetDateTime) -> Result<u64, PortError> {
+        self.check_writable()?;
+        if self.tx.is_none() {
+            // Counted as removed, under one lock: instances pruning at once
+            // count each event once.
+            let mut state = self.shared.state();
+            return Ok(Arc::make_mut(&mut state.events).prune(before));
+        }
+        // Staged, and counted as the transaction sees the log (another
+        // transaction pruning meanwhile may count the same events).
+        let count = self.visible_older_than(&self.shared.state(), before);
+        self.write(Write::Prune(before))?;
+        Ok(count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use domain::{NewTask, PortError, Store, Task, Tasks, UserId};
 
     use super::*;
+
+    fn event_at(actor: UserId, at: OffsetDateTime) -> NewEvent {
+        domain::contract::events::event_at(actor, uuid::Uuid::now_v7(), at)
+    }
+
+    /// The seqs of the project's events the handle sees.
+    async fn seqs_of(handle: &mut MemoryHandle, project: ProjectId) -> Vec<i64> {
+        let all = EventQuery {
+            after: 0,
+            limit: 10,
+        };
+        let events = handle.events(project, &all).await.expect("events");
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    /// Pruning in a transaction (the contract prunes through connections):
+    /// counted as the transaction sees the log, its own events included;
+    /// seen by its own reads at once; by others only at commit.
+    #[tokio::test]
+    async fn a_transactions_prune_is_staged_until_it_commits() {
+        let store = MemoryStore::new();
+        let owner = UserId::generate();
+        let now = OffsetDateTime::now_utc();
+        let old = now - time::Duration::days(2);
+        let project = Project::create(owner, "Pruned", None, now).expect("valid");
+        let mut conn = store.connection().await.expect("connection");
+        conn.insert_project(&project).await.expect("insert");
+        let committed = [event_at(owner, old), event_at(owner, now)];
+        conn.append(project.id, &committed).await.expect("append");
+        for commit in [false, true] {
+            let mut tx = store.begin().await.expect("begin");
+            let own = [event_at(owner, old)];
+            tx.append(project.id, &own).await.expect("append");
+            let cutoff = now - time::Duration::days(1);
+            assert_eq!(tx.prune_events(cutoff).await.expect("prune"), 2);
+            assert_eq!(tx.prune_events(cutoff).await.expect("prune"), 0);
+            // Appended after the prune: kept.
+            let later = [event_at(owner, old)];
+            tx.append(project.id, &later).await.expect("append");
+            let seen = seqs_of(&mut tx, project.id).await;
+            assert_eq!(seen, [2, 4]);
+            let bounds = tx.log_bounds(project.id).await.expect("bounds");
+            assert_eq!(
+                bounds,
+                Some(LogBounds {
+                    head: 4,
+                    oldest: Some(2)
+                })
+            );
+            assert_eq!(seqs_of(&mut conn, project.id).await, [1, 2], "staged");
+            if commit {
+                tx.commit().await.expect("commit");
+            }
+        }
+        let seqs = seqs_of(&mut conn, project.id).await;
+        assert_eq!(seqs, [2, 4]);
+        assert_eq!(store.shared.state().events.by_time.len(), 2);
+    }
 
     fn task(project: ProjectId, owner: UserId, title: &str) -> Task {
         let input = NewTask {

@@ -51,13 +51,20 @@ macro_rules! store_contract {
             the_user_search_takes_wildcards_literally,
             audit_entries_round_trip_with_every_value, audit_lists_are_newest_first_ties_by_id,
             audit_keyset_pages_cover_everything_once, activity_is_the_projects_and_history_the_entitys,
-            audit_entries_commit_with_their_transaction);
+            audit_entries_commit_with_their_transaction,
+            events_are_numbered_from_one_in_each_project, events_round_trip_with_every_type_and_field,
+            events_are_read_in_pages_after_a_seq,
+            a_dropped_transaction_appends_nothing_and_gives_its_numbers_back,
+            concurrent_appenders_number_the_log_without_gaps, log_bounds_follow_the_head,
+            appending_to_a_missing_project_fails, events_outlive_their_project,
+            pruning_removes_older_events_of_every_project);
         $crate::store_contract!(@paused $make;
             task_for_update_waits_for_the_transaction_holding_the_row,
             assigned_tasks_for_update_locks_them,
             user_for_update_waits_for_the_transaction_holding_the_row,
             reads_outside_a_transaction_neither_wait_nor_see_uncommitted_writes,
-            a_plain_read_in_a_transaction_takes_no_lock);
+            a_plain_read_in_a_transaction_takes_no_lock,
+            appended_events_are_seen_by_others_only_at_commit, a_snapshot_reads_committed_data);
     };
     (@tests $make:expr; $($name:ident),*) => {
         $(
@@ -361,6 +368,15 @@ async fn second_waits_for_first<T, X: Transaction>(
     output
 }
 
+/// Adds a keyset page's rows (`limit + 1` at most) but the extra one to
+/// `seen`; answers whether there are more.
+fn take_page<T>(seen: &mut Vec<T>, rows: Vec<T>, limit: u32) -> bool {
+    assert!(rows.len() <= limit as usize + 1, "at most limit + 1 rows");
+    let more = rows.len() > limit as usize;
+    seen.extend(rows.into_iter().take(limit as usize));
+    more
+}
+
 fn retitled(task: &Task, title: &str) -> Task {
     let mut changed = task.clone();
     let patch = TaskPatch {
@@ -373,6 +389,7 @@ fn retitled(task: &Task, title: &str) -> Task {
 
 pub mod store {
     pub use super::audit::*;
+    pub use super::events::*;
     pub use super::projects::*;
     pub use super::users::*;
     use super::*;
@@ -2078,10 +2095,7 @@ pub mod audit {
                         conn.activity(project.id, &q).await
                     }
                     .expect("list");
-                    assert!(rows.len() <= limit as usize + 1, "at most limit + 1 rows");
-                    let more = rows.len() > limit as usize;
-                    seen.extend(rows.into_iter().take(limit as usize));
-                    if !more {
+                    if !take_page(&mut seen, rows, limit) {
                         break;
                     }
                 }
@@ -2228,6 +2242,588 @@ pub mod audit {
                 .expect("history"),
             vec![committed]
         );
+    }
+}
+
+pub mod events {
+    use super::*;
+    use crate::event::{Event, EventData, EventQuery, EventType, LogBounds, NewEvent};
+    use crate::ports::{Events, MemberDetails};
+
+    /// An event about `entity` by `actor` at `at`, with no data, changes
+    /// or ids: what numbering and pruning look at.
+    pub fn event_at(actor: UserId, entity: uuid::Uuid, at: OffsetDateTime) -> NewEvent {
+        NewEvent {
+            kind: EventType::TaskUpdated,
+            entity_id: entity,
+            actor_id: actor,
+            at,
+            data: None,
+            changes: Vec::new(),
+            request_id: None,
+            client_mutation_id: None,
+        }
+    }
+
+    /// `n` events by `actor`, now, each about an entity of its own.
+    fn fresh_events(actor: UserId, n: usize) -> Vec<NewEvent> {
+        (0..n)
+            .map(|_| event_at(actor, uuid::Uuid::now_v7(), now()))
+            .collect()
+    }
+
+    /// `events` as `project`'s log must hold them, numbered from `first`.
+    fn numbered(project: ProjectId, first: i64, events: &[NewEvent]) -> Vec<Event> {
+        (first..)
+            .zip(events)
+            .map(|(seq, event)| Event {
+                project_id: project,
+                seq,
+                event: event.clone(),
+            })
+            .collect()
+    }
+
+    fn seqs(events: &[Event]) -> Vec<i64> {
+        events.iter().map(|e| e.seq).collect()
+    }
+
+    fn after(after: i64, limit: u32) -> EventQuery {
+        EventQuery { after, limit }
+    }
+
+    /// Every event of `project` the handle sees, in one page.
+    async fn log_of<H: Events>(handle: &mut H, project: ProjectId) -> Vec<Event> {
+        let all = handle
+            .events(project, &after(0, 1000))
+            .await
+            .expect("events");
+        assert!(all.len() <= 1000, "one page holds the check's events");
+        all
+    }
+
+    async fn bounds<H: Events>(handle: &mut H, project: ProjectId) -> Option<LogBounds> {
+        handle.log_bounds(project).await.expect("log bounds")
+    }
+
+    fn bounds_at(head: i64, oldest: Option<i64>) -> Option<LogBounds> {
+        Some(LogBounds { head, oldest })
+    }
+
+    /// Appends `events` to `project`'s log as a change does: in a
+    /// transaction that first locks the project, then commits. Answers
+    /// them numbered.
+    async fn appended<S: Store>(store: &S, project: ProjectId, events: &[NewEvent]) -> Vec<Event> {
+        let mut tx = store.begin().await.expect("begin");
+        let locked = tx.project_for_update(project).await.expect("lock");
+        assert!(locked.is_some(), "the project is there");
+        let numbered = tx.append(project, events).await.expect("append");
+        tx.commit().await.expect("commit");
+        numbered
+    }
+
+    /// Each project's log is numbered 1, 2, 3, … on its own, across
+    /// appends; `append` answers the events numbered, and `events` reads
+    /// back the same.
+    pub async fn events_are_numbered_from_one_in_each_project<S: Store>(store: S) {
+        let (first, actor) = stored_project(&store, "First log").await;
+        let second = stored_project_of(&store, actor, "Second log").await;
+        let (one, two, three) = (
+            fresh_events(actor, 2),
+            fresh_events(actor, 1),
+            fresh_events(actor, 3),
+        );
+        let mut expected = numbered(first.id, 1, &one);
+        assert_eq!(appended(&store, first.id, &one).await, expected);
+        let in_second = numbered(second.id, 1, &two);
+        assert_eq!(
+            appended(&store, second.id, &two).await,
+            in_second,
+            "another project's log starts at 1 too"
+        );
+        let more = numbered(first.id, 3, &three);
+        assert_eq!(appended(&store, first.id, &three).await, more);
+        expected.extend(more);
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(log_of(&mut conn, first.id).await, expected);
+        assert_eq!(log_of(&mut conn, second.id).await, in_second);
+        // Several appends in one transaction continue one another.
+        let mut tx = store.begin().await.expect("begin");
+        tx.project_for_update(second.id).await.expect("lock");
+        let (four, five) = (fresh_events(actor, 1), fresh_events(actor, 2));
+        let numbered_four = tx.append(second.id, &four).await.expect("append");
+        let numbered_five = tx.append(second.id, &five).await.expect("append");
+        tx.commit().await.expect("commit");
+        assert_eq!(seqs(&numbered_four), [2]);
+        assert_eq!(seqs(&numbered_five), [3, 4]);
+        assert_eq!(seqs(&log_of(&mut conn, second.id).await), [1, 2, 3, 4]);
+    }
+
+    /// Every field of an event reads back as appended: every type, every
+    /// kind of data (a task, a project, a member, none), its changes, its
+    /// request and client mutation ids.
+    pub async fn events_round_trip_with_every_type_and_field<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Round trip").await;
+        let ada = stored_user(&store).await;
+        let at = now();
+        let mut task = task_at(project.id, actor, "Zoë \"quoted\" \\ 🦀 é", at);
+        task.description = Some(
+            Description::parse("Line one\nline two\t{\"not\": [\"json\"]}".into()).expect("valid"),
+        );
+        task.assignee_id = Some(ada.id);
+        task.status = Status::Done;
+        task.priority = Priority::ALL[Priority::ALL.len() - 1];
+        task.due_date = Some(at + Duration::days(3));
+        task.completed_at = Some(at + Duration::microseconds(1));
+        task.updated_at = at + Duration::seconds(1);
+        task.version = 7;
+        let bare_task = task_at(project.id, actor, "Bare", at);
+        let mut described = project.clone();
+        described.archived = true;
+        described.version = 3;
+        described.updated_at = at;
+        let inbox = Project::inbox(actor, at);
+        let member_details = MemberDetails {
+            member: member(&project, ada.id, ProjectRole::Viewer, at),
+            email: ada.email.clone(),
+            name: ada.name.clone(),
+        };
+        let datas = [
+            Some(EventData::Task(task.clone())),
+            Some(EventData::Task(bare_task)),
+            Some(EventData::Project(described)),
+            Some(EventData::Project(inbox)),
+            Some(EventData::Member(member_details)),
+            None,
+        ];
+        let changes = [
+            Vec::new(),
+            vec!["title".to_owned()],
+            vec![
+                "assigneeId".to_owned(),
+                "completedAt".to_owned(),
+                "dueDate".to_owned(),
+                "status".to_owned(),
+            ],
+        ];
+        let request_ids = [
+            None,
+            RequestId::parse(&"r".repeat(RequestId::MAX_LEN)),
+            RequestId::parse("req-1.A_z"),
+        ];
+        let client_mutation_ids = [
+            RequestId::parse("m"),
+            None,
+            RequestId::parse(&"M-9._".repeat(RequestId::MAX_LEN / 5)),
+        ];
+        let events: Vec<NewEvent> = EventType::ALL
+            .into_iter()
+            .enumerate()
+            .map(|(i, kind)| NewEvent {
+                kind,
+                entity_id: uuid::Uuid::now_v7(),
+                actor_id: if i % 2 == 0 { actor } else { ada.id },
+                at: at + Duration::microseconds(i as i64),
+                data: datas[i % datas.len()].clone(),
+                changes: changes[i % changes.len()].clone(),
+                request_id: request_ids[i % request_ids.len()],
+                client_mutation_id: client_mutation_ids[i % client_mutation_ids.len()],
+            })
+            .chain(datas.iter().cloned().map(|data| NewEvent {
+                data,
+                ..event_at(actor, task.id.0, at)
+            }))
+            .collect();
+        let expected = numbered(project.id, 1, &events);
+        assert_eq!(appended(&store, project.id, &events).await, expected);
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(log_of(&mut conn, project.id).await, expected);
+    }
+
+    /// `events` answers the events after `after`, in seq order, `limit + 1`
+    /// at most; pages of any size cover the log once.
+    pub async fn events_are_read_in_pages_after_a_seq<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Paged log").await;
+        let events = fresh_events(actor, 7);
+        let expected = numbered(project.id, 1, &events);
+        // One event an append and all the rest in one: the order is the
+        // log's.
+        appended(&store, project.id, &events[..1]).await;
+        appended(&store, project.id, &events[1..]).await;
+        let mut conn = store.connection().await.expect("connection");
+        for (a, l, want) in [
+            (0, 2, &expected[0..3]),
+            (2, 2, &expected[2..5]),
+            (5, 1, &expected[5..7]),
+            (6, 5, &expected[6..7]),
+            (7, 5, &expected[7..7]),
+            (100, 5, &expected[7..7]),
+        ] {
+            let rows = conn.events(project.id, &after(a, l)).await.expect("events");
+            assert_eq!(rows, want, "after {a}, limit {l}");
+        }
+        for limit in [1, 2, 3, 10] {
+            let mut seen: Vec<Event> = Vec::new();
+            loop {
+                let from = seen.last().map_or(0, |e| e.seq);
+                let rows = conn
+                    .events(project.id, &after(from, limit))
+                    .await
+                    .expect("events");
+                if !take_page(&mut seen, rows, limit) {
+                    break;
+                }
+            }
+            assert_eq!(seen, expected, "limit {limit}");
+        }
+        assert!(
+            conn.events(ProjectId::generate(), &after(0, 10))
+                .await
+                .expect("events")
+                .is_empty(),
+            "no project, no events"
+        );
+    }
+
+    /// A transaction sees the events it appended; dropped uncommitted, it
+    /// leaves none, and the next append takes the numbers it had taken.
+    pub async fn a_dropped_transaction_appends_nothing_and_gives_its_numbers_back<S: Store>(
+        store: S,
+    ) {
+        let (project, actor) = stored_project(&store, "Rolled back").await;
+        let kept = appended(&store, project.id, &fresh_events(actor, 1)).await;
+        let dropped = fresh_events(actor, 2);
+        {
+            let mut tx = store.begin().await.expect("begin");
+            tx.project_for_update(project.id).await.expect("lock");
+            let taken = tx.append(project.id, &dropped).await.expect("append");
+            assert_eq!(taken, numbered(project.id, 2, &dropped));
+            let mut seen = kept.clone();
+            seen.extend(taken);
+            assert_eq!(log_of(&mut tx, project.id).await, seen, "its own events");
+            assert_eq!(bounds(&mut tx, project.id).await, bounds_at(3, Some(1)));
+            // Dropped without commit.
+        }
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(log_of(&mut conn, project.id).await, kept);
+        assert_eq!(bounds(&mut conn, project.id).await, bounds_at(1, Some(1)));
+        let next = fresh_events(actor, 2);
+        assert_eq!(
+            appended(&store, project.id, &next).await,
+            numbered(project.id, 2, &next),
+            "the numbers given back are taken again"
+        );
+        let mut expected = kept;
+        expected.extend(numbered(project.id, 2, &next));
+        assert_eq!(log_of(&mut conn, project.id).await, expected);
+    }
+
+    /// Transactions appending to one project at once, each after locking
+    /// it, number its log 1..N without a gap or a repeat, each one's events
+    /// together, and read back as they were answered.
+    pub async fn concurrent_appenders_number_the_log_without_gaps<S: Store>(store: S) {
+        const WRITERS: usize = 8;
+        const EACH: usize = 3;
+        let (project, actor) = stored_project(&store, "Busy log").await;
+        let id = project.id;
+        let writers = (0..WRITERS).map(|_| {
+            let store = store.clone();
+            async move {
+                let events = fresh_events(actor, EACH);
+                let mut tx = store.begin().await.expect("begin");
+                tx.project_for_update(id).await.expect("lock");
+                let numbered = tx.append(id, &events).await.expect("append");
+                tx.commit().await.expect("commit");
+                numbered
+            }
+        });
+        let answered = join_all(writers.collect()).await;
+        for events in &answered {
+            let first = events[0].seq;
+            let together: Vec<i64> = (first..).take(EACH).collect();
+            assert_eq!(seqs(events), together, "one transaction's events together");
+        }
+        let mut all: Vec<Event> = answered.into_iter().flatten().collect();
+        all.sort_by_key(|e| e.seq);
+        let total = (WRITERS * EACH) as i64;
+        assert_eq!(seqs(&all), (1..=total).collect::<Vec<_>>());
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(log_of(&mut conn, project.id).await, all);
+        assert_eq!(
+            bounds(&mut conn, project.id).await,
+            bounds_at(total, Some(1))
+        );
+    }
+
+    /// While a transaction that appended is open, a connection reads the
+    /// log (events and bounds) as last committed, at once; after the
+    /// commit, it reads the new events.
+    pub async fn appended_events_are_seen_by_others_only_at_commit<S: Store>(
+        store: S,
+        pause: Pause,
+    ) {
+        let (project, actor) = stored_project(&store, "Open log").await;
+        let committed = appended(&store, project.id, &fresh_events(actor, 1)).await;
+        let mut tx = store.begin().await.expect("begin");
+        tx.project_for_update(project.id).await.expect("lock");
+        let pending = tx
+            .append(project.id, &fresh_events(actor, 2))
+            .await
+            .expect("append");
+        let mut conn = store.connection().await.expect("connection");
+        let read = within(pause, PATIENCE, "reading the log beside an append", async {
+            (
+                log_of(&mut conn, project.id).await,
+                bounds(&mut conn, project.id).await,
+            )
+        })
+        .await;
+        assert_eq!(
+            read,
+            (committed.clone(), bounds_at(1, Some(1))),
+            "uncommitted is unseen"
+        );
+        tx.commit().await.expect("commit");
+        let mut all = committed;
+        all.extend(pending);
+        assert_eq!(
+            log_of(&mut conn, project.id).await,
+            all,
+            "committed is seen"
+        );
+        assert_eq!(bounds(&mut conn, project.id).await, bounds_at(3, Some(1)));
+    }
+
+    /// `log_bounds`: `None` for no project; the head 0 and no oldest
+    /// before any event; then the last seq given and the first kept, as
+    /// the handle sees them (a transaction's own appends included).
+    pub async fn log_bounds_follow_the_head<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Bounded").await;
+        let (other, _) = stored_project(&store, "Other").await;
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(bounds(&mut conn, ProjectId::generate()).await, None);
+        assert_eq!(bounds(&mut conn, project.id).await, bounds_at(0, None));
+        appended(&store, project.id, &fresh_events(actor, 3)).await;
+        assert_eq!(bounds(&mut conn, project.id).await, bounds_at(3, Some(1)));
+        assert_eq!(
+            bounds(&mut conn, other.id).await,
+            bounds_at(0, None),
+            "another project's log is its own"
+        );
+        let mut tx = store.begin().await.expect("begin");
+        tx.project_for_update(other.id).await.expect("lock");
+        tx.append(other.id, &fresh_events(actor, 2))
+            .await
+            .expect("append");
+        assert_eq!(bounds(&mut tx, other.id).await, bounds_at(2, Some(1)));
+        tx.commit().await.expect("commit");
+        assert_eq!(bounds(&mut conn, other.id).await, bounds_at(2, Some(1)));
+        // A project created in a transaction has a log there at once.
+        let fresh = Project::create(actor, "Fresh", None, now()).expect("valid");
+        let mut tx = store.begin().await.expect("begin");
+        tx.insert_project(&fresh).await.expect("insert");
+        assert_eq!(bounds(&mut tx, fresh.id).await, bounds_at(0, None));
+        let first = fresh_events(actor, 1);
+        assert_eq!(
+            tx.append(fresh.id, &first).await.expect("append"),
+            numbered(fresh.id, 1, &first)
+        );
+        assert_eq!(bounds(&mut conn, fresh.id).await, None, "not yet committed");
+        tx.commit().await.expect("commit");
+        assert_eq!(bounds(&mut conn, fresh.id).await, bounds_at(1, Some(1)));
+    }
+
+    /// Appending to a project that is not there fails, and logs nothing.
+    pub async fn appending_to_a_missing_project_fails<S: Store>(store: S) {
+        let actor = stored_user(&store).await.id;
+        let nowhere = ProjectId::generate();
+        let mut tx = store.begin().await.expect("begin");
+        assert!(tx.append(nowhere, &fresh_events(actor, 1)).await.is_err());
+        drop(tx);
+        let mut conn = store.connection().await.expect("connection");
+        assert!(log_of(&mut conn, nowhere).await.is_empty());
+        assert_eq!(bounds(&mut conn, nowhere).await, None);
+    }
+
+    /// A project's events stay when it is deleted (its `project.deleted`
+    /// appended first, in the same transaction), readable until pruned;
+    /// its log has no bounds any more, and takes no more events.
+    pub async fn events_outlive_their_project<S: Store>(store: S) {
+        let (project, actor) = stored_project(&store, "Doomed log").await;
+        let (kept, _) = stored_project(&store, "Kept log").await;
+        let mut expected = appended(&store, project.id, &fresh_events(actor, 2)).await;
+        let kept_log = appended(&store, kept.id, &fresh_events(actor, 1)).await;
+        let deleted = NewEvent {
+            kind: EventType::ProjectDeleted,
+            ..event_at(actor, project.id.0, now())
+        };
+        let mut tx = store.begin().await.expect("begin");
+        tx.project_for_update(project.id).await.expect("lock");
+        let last = tx
+            .append(project.id, std::slice::from_ref(&deleted))
+            .await
+            .expect("append");
+        assert_eq!(last, numbered(project.id, 3, &[deleted]));
+        assert!(tx.delete_project(project.id).await.expect("delete"));
+        assert_eq!(bounds(&mut tx, project.id).await, None);
+        tx.commit().await.expect("commit");
+        expected.extend(last);
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(conn.project(project.id).await.expect("read"), None);
+        assert_eq!(log_of(&mut conn, project.id).await, expected);
+        assert_eq!(
+            conn.events(project.id, &after(1, 5)).await.expect("events"),
+            expected[1..]
+        );
+        assert_eq!(bounds(&mut conn, project.id).await, None);
+        let mut tx = store.begin().await.expect("begin");
+        assert!(
+            tx.append(project.id, &fresh_events(actor, 1))
+                .await
+                .is_err(),
+            "a deleted project's log takes no more events"
+        );
+        drop(tx);
+        assert_eq!(log_of(&mut conn, project.id).await, expected);
+        assert_eq!(log_of(&mut conn, kept.id).await, kept_log);
+    }
+
+    /// `prune_events` removes the events older than its limit (not those
+    /// at it) of every project, answers how many, and leaves the heads:
+    /// the oldest kept moves up, numbering goes on. The only check that
+    /// logs events this old, so its counts are its own on a shared
+    /// database.
+    pub async fn pruning_removes_older_events_of_every_project<S: Store>(store: S) {
+        let (first, actor) = stored_project(&store, "Pruned").await;
+        let second = stored_project_of(&store, actor, "Pruned too").await;
+        let long_ago = OffsetDateTime::UNIX_EPOCH + Duration::days(365 * 20);
+        let day = |n: i64| long_ago + Duration::days(n);
+        let mut conn = store.connection().await.expect("connection");
+        // What an interrupted earlier run may have left.
+        conn.prune_events(day(100)).await.expect("prune");
+        let event = |n| event_at(actor, uuid::Uuid::now_v7(), day(n));
+        // In time order: where an instance's clock lags another's, pruning
+        // by time could keep a seq and remove the next, which the port
+        // does not settle yet.
+        let first_events = [
+            event(1),
+            event(2),
+            event(3),
+            event_at(actor, uuid::Uuid::now_v7(), now()),
+        ];
+        let second_events = [event(1), event(5)];
+        let first_log = appended(&store, first.id, &first_events).await;
+        let second_log = appended(&store, second.id, &second_events).await;
+        assert_eq!(
+            conn.prune_events(day(1)).await.expect("prune"),
+            0,
+            "none older"
+        );
+        assert_eq!(
+            conn.prune_events(day(2)).await.expect("prune"),
+            2,
+            "day 1's in both projects"
+        );
+        assert_eq!(log_of(&mut conn, first.id).await, first_log[1..]);
+        assert_eq!(log_of(&mut conn, second.id).await, second_log[1..]);
+        assert_eq!(
+            bounds(&mut conn, first.id).await,
+            bounds_at(4, Some(2)),
+            "the oldest moves up, the head stays"
+        );
+        assert_eq!(bounds(&mut conn, second.id).await, bounds_at(2, Some(2)));
+        assert_eq!(conn.prune_events(day(4)).await.expect("prune"), 2);
+        assert_eq!(log_of(&mut conn, first.id).await, first_log[3..]);
+        assert_eq!(bounds(&mut conn, first.id).await, bounds_at(4, Some(4)));
+        assert_eq!(conn.prune_events(day(100)).await.expect("prune"), 1);
+        assert!(log_of(&mut conn, second.id).await.is_empty());
+        assert_eq!(
+            bounds(&mut conn, second.id).await,
+            bounds_at(2, None),
+            "the head stays when every event is pruned"
+        );
+        assert_eq!(conn.prune_events(day(100)).await.expect("prune"), 0);
+        let next = fresh_events(actor, 1);
+        assert_eq!(
+            appended(&store, second.id, &next).await,
+            numbered(second.id, 3, &next),
+            "numbering goes on after the head"
+        );
+        assert_eq!(bounds(&mut conn, second.id).await, bounds_at(3, Some(3)));
+        assert_eq!(log_of(&mut conn, first.id).await, first_log[3..]);
+    }
+
+    /// A snapshot reads what was committed, at once, beside a transaction
+    /// that holds the project and has changed it; it takes no lock and
+    /// writes nothing. A later snapshot reads the later commit.
+    pub async fn a_snapshot_reads_committed_data<S: Store>(store: S, pause: Pause) {
+        let (project, owner) = stored_project(&store, "Snapshot").await;
+        let task = stored_task_in(&store, &project, None, "Before").await;
+        let log = appended(&store, project.id, &fresh_events(owner, 2)).await;
+        let mut writer = store.begin().await.expect("begin");
+        writer.project_for_update(project.id).await.expect("lock");
+        let changed = retitled(&task, "After");
+        assert!(writer.update_task(&changed).await.expect("update"));
+        let pending = writer
+            .append(project.id, &fresh_events(owner, 1))
+            .await
+            .expect("append");
+        let only_project = TaskQuery {
+            project_id: Some(project.id),
+            ..TaskQuery::default()
+        };
+        let mut snapshot = store.snapshot().await.expect("snapshot");
+        let read = within(pause, PATIENCE, "a snapshot beside a writer", async {
+            (
+                bounds(&mut snapshot, project.id).await,
+                log_of(&mut snapshot, project.id).await,
+                snapshot
+                    .list_tasks(owner, &only_project)
+                    .await
+                    .expect("list"),
+                snapshot.task(task.id).await.expect("read"),
+                snapshot.project(project.id).await.expect("read"),
+            )
+        })
+        .await;
+        assert_eq!(
+            read,
+            (
+                bounds_at(2, Some(1)),
+                log.clone(),
+                vec![task.clone()],
+                Some(task.clone()),
+                Some(project.clone()),
+            )
+        );
+        snapshot.commit().await.expect("end the snapshot");
+        writer.commit().await.expect("commit");
+        let mut snapshot = store.snapshot().await.expect("snapshot");
+        let mut all = log;
+        all.extend(pending);
+        assert_eq!(
+            bounds(&mut snapshot, project.id).await,
+            bounds_at(3, Some(1))
+        );
+        assert_eq!(log_of(&mut snapshot, project.id).await, all);
+        assert_eq!(
+            snapshot
+                .list_tasks(owner, &only_project)
+                .await
+                .expect("list"),
+            vec![changed.clone()]
+        );
+        // Reading only: a write is refused.
+        assert!(
+            snapshot
+                .update_task(&retitled(&changed, "Written"))
+                .await
+                .is_err(),
+            "a snapshot does not write"
+        );
+        drop(snapshot);
+        let mut conn = store.connection().await.expect("connection");
+        assert_eq!(conn.task(task.id).await.expect("read"), Some(changed));
     }
 }
 
