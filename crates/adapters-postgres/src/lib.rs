@@ -7,6 +7,7 @@
 
 mod audit;
 mod error;
+mod event;
 #[cfg(test)]
 mod explain;
 mod migrate;

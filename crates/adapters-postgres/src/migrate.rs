@@ -92,6 +92,7 @@ mod tests {
     const PROJECTS: &str = "20261122000003";
     const TASKS_IN_PROJECTS: &str = "20261122000004";
     const AUDIT: &str = "20261122000005";
+    const EVENT_LOG: &str = "20261122000006";
 
     type Conn = AsyncConnectionWrapper<AsyncPgConnection>;
 
@@ -300,6 +301,57 @@ mod tests {
                 .expect("apply again");
             assert_eq!(count(&mut conn, enabled), 1);
             execute(&mut conn, entry);
+        })
+        .await
+        .expect("the blocking test");
+    }
+
+    /// Migration 6 starts existing projects' logs empty and adds the event
+    /// log; it reverts and applies again.
+    #[tokio::test]
+    async fn projects_from_before_the_event_log_start_empty_and_the_migration_reverts() {
+        let db = TestDatabase::create().await;
+        let url = db.url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&url).expect("connect");
+            revert_through(&mut conn, EVENT_LOG);
+            // A user from before, with the Inbox registration gave them.
+            execute(
+                &mut conn,
+                "INSERT INTO users (id, email, name, role, password_hash, created_at) \
+                 VALUES (gen_random_uuid(), 'old@example.com', 'Old', 'user', 'x', now())",
+            );
+            execute(
+                &mut conn,
+                "INSERT INTO projects (id, name, name_key, archived, personal, owner_id, \
+                                       created_at, updated_at, version) \
+                 SELECT gen_random_uuid(), 'Inbox', 'inbox', false, true, id, now(), now(), 1 \
+                 FROM users",
+            );
+            apply(&mut conn, EVENT_LOG);
+            let empty = "SELECT count(*) AS n FROM projects WHERE event_seq = 0";
+            assert_eq!(count(&mut conn, empty), 1, "an empty log");
+            let numbered = "UPDATE projects SET event_seq = event_seq + 1";
+            let event = "INSERT INTO events (project_id, seq, type, entity_id, actor_id, at, data, \
+                                     changes, request_id, client_mutation_id) \
+                 SELECT p.id, p.event_seq, 'project.deleted', p.id, p.owner_id, now(), NULL, \
+                        '{}', 'req-1', NULL \
+                 FROM projects p";
+            execute(&mut conn, numbered);
+            execute(&mut conn, event);
+            revert_through(&mut conn, EVENT_LOG);
+            let gone = "SELECT count(*) AS n FROM information_schema.columns \
+                 WHERE (table_name = 'projects' AND column_name = 'event_seq') \
+                    OR table_name = 'events'";
+            assert_eq!(count(&mut conn, gone), 0, "reverted");
+            conn.run_pending_migrations(MIGRATIONS)
+                .expect("apply again");
+            assert_eq!(count(&mut conn, empty), 1);
+            execute(&mut conn, numbered);
+            execute(&mut conn, event);
+            let logged = "SELECT count(*) AS n FROM events e \
+                 JOIN projects p ON p.id = e.project_id AND p.event_seq = e.seq";
+            assert_eq!(count(&mut conn, logged), 1);
         })
         .await
         .expect("the blocking test");

@@ -43,6 +43,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         version -> BigInt,
+        event_seq -> BigInt,
     }
 }
 
@@ -69,6 +70,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    events (project_id, seq) {
+        project_id -> Uuid,
+        seq -> BigInt,
+        #[sql_name = "type"]
+        kind -> Text,
+        entity_id -> Uuid,
+        actor_id -> Uuid,
+        at -> Timestamptz,
+        data -> Nullable<Jsonb>,
+        changes -> Array<Text>,
+        request_id -> Nullable<Text>,
+        client_mutation_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(tasks -> projects (project_id));
 diesel::joinable!(project_members -> projects (project_id));
 diesel::joinable!(project_members -> users (user_id));
@@ -77,5 +94,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     projects,
     project_members,
-    audit_entries
+    audit_entries,
+    events
 );

@@ -157,6 +157,22 @@ impl Store for PgStore {
         })
     }
 
+    async fn snapshot(&self) -> Result<PgHandle, PortError> {
+        // As `begin`, through the transaction manager, so a handle dropped
+        // uncommitted rolls back alike; its reads all see one snapshot.
+        let mut conn = self.checkout().await?;
+        AnsiTransactionManager::begin_transaction_sql(
+            &mut *conn,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        )
+        .await
+        .map_err(from_diesel)?;
+        Ok(PgHandle {
+            conn: Some(conn),
+            in_transaction: true,
+        })
+    }
+
     async fn ping(&self) -> Result<(), PortError> {
         let mut conn = self.checkout().await?;
         diesel::sql_query("SELECT 1")
@@ -289,6 +305,67 @@ mod tests {
             None,
             "rolled back"
         );
+    }
+
+    /// A snapshot reads what was committed when it began, refuses to
+    /// write, and, dropped uncommitted, gives its connection back clean:
+    /// the next transaction on it is an ordinary one.
+    #[tokio::test]
+    async fn snapshots_read_one_instant_only_and_leave_no_trace() {
+        let db = TestDatabase::create().await;
+        // One connection, which the snapshot and the transactions after it
+        // share; another store writes meanwhile.
+        let options = PgOptions {
+            pool_size: 1,
+            ..PgOptions::default()
+        };
+        let store = PgStore::new(&db.url, &options);
+        let writer = PgStore::new(&db.url, &PgOptions::default());
+        async fn setting(handle: &mut PgHandle, name: &str) -> String {
+            diesel::select(diesel::dsl::sql::<Text>(&format!(
+                "current_setting('{name}')"
+            )))
+            .get_result(handle.conn())
+            .await
+            .expect("a setting")
+        }
+        let first = domain::contract::new_user();
+        let mut conn = writer.connection().await.expect("connection");
+        conn.insert_user(&first).await.expect("insert");
+        let mut snapshot = store.snapshot().await.expect("snapshot");
+        assert_eq!(
+            setting(&mut snapshot, "transaction_isolation").await,
+            "repeatable read"
+        );
+        assert_eq!(setting(&mut snapshot, "transaction_read_only").await, "on");
+        assert!(snapshot.user_by_id(first.id).await.expect("read").is_some());
+        let second = domain::contract::new_user();
+        conn.insert_user(&second)
+            .await
+            .expect("a write committed since");
+        assert_eq!(
+            snapshot.user_by_id(second.id).await.expect("read"),
+            None,
+            "not in the snapshot"
+        );
+        drop(conn);
+        let refused = snapshot.insert_user(&domain::contract::new_user()).await;
+        assert!(refused.is_err(), "read only");
+        drop(snapshot);
+        for _ in 0..4 {
+            let mut tx = store.begin().await.expect("begin");
+            assert_eq!(
+                setting(&mut tx, "transaction_isolation").await,
+                "read committed"
+            );
+            assert_eq!(setting(&mut tx, "transaction_read_only").await, "off");
+            assert!(tx.user_by_id(second.id).await.expect("read").is_some());
+        }
+        let snapshot = store.snapshot().await.expect("snapshot");
+        snapshot
+            .commit()
+            .await
+            .expect("a snapshot commits, writing nothing");
     }
 
     #[tokio::test]

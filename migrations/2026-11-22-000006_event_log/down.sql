@@ -1,0 +1,2 @@
+DROP TABLE events;
+ALTER TABLE projects DROP COLUMN event_seq;
