@@ -130,6 +130,7 @@ fn register_routes<P: Ports>(r: &mut Routes<'_>) {
         "/api/v1/projects/{id}/activity",
         get(projects::activity::<P>),
     );
+    r.resource("/api/v1/projects/{id}/events", get(projects::events::<P>));
     r.resource("/api/v1/admin/users", get(admin::list_users::<P>));
     r.resource(
         "/api/v1/admin/users/{id}",

@@ -227,7 +227,8 @@ pub async fn list_all(flow: &Flow, principal: Principal, mut query: TaskQuery) -
     let page = flow
         .list_tasks(principal, query)
         .await
-        .expect("listing succeeds").page;
+        .expect("listing succeeds")
+        .page;
     assert!(page.next.is_none(), "harness lists at most 100 tasks");
     page.items
 }

@@ -65,7 +65,8 @@ async fn walk(flow: &Flow, principal: Principal, mut query: TaskQuery) -> Vec<Ve
         let page = flow
             .list_tasks(principal, query.clone())
             .await
-            .expect("page").page;
+            .expect("page")
+            .page;
         assert!(page.items.len() <= query.limit as usize);
         let next = page.next;
         match next {
@@ -369,7 +370,8 @@ async fn pages_are_stable_while_new_tasks_arrive() {
             },
         )
         .await
-        .expect("page 2").page;
+        .expect("page 2")
+        .page;
     let seen: HashSet<TaskId> = first
         .items
         .iter()
@@ -576,13 +578,18 @@ async fn limit_must_be_between_1_and_100() {
     let page = flow
         .list_tasks(ada, TaskQuery::default())
         .await
-        .expect("the default limit is valid").page;
+        .expect("the default limit is valid")
+        .page;
     assert_eq!(TaskQuery::default().limit, TaskQuery::DEFAULT_LIMIT);
     assert_eq!(page.items.len(), 3);
     let page = flow.list_tasks(ada, query(1)).await.expect("limit 1").page;
     assert_eq!(page.items.len(), 1);
     assert!(page.next.is_some());
-    let page = flow.list_tasks(ada, query(100)).await.expect("limit 100").page;
+    let page = flow
+        .list_tasks(ada, query(100))
+        .await
+        .expect("limit 100")
+        .page;
     assert_eq!(page.items.len(), 3);
 }
 
@@ -660,5 +667,6 @@ async fn a_cursor_from_another_sort_is_invalid() {
         },
     )
     .await
-    .expect("matching cursor").page;
+    .expect("matching cursor")
+    .page;
 }
