@@ -87,6 +87,7 @@ pub struct Reply<T> {
     pagination: Option<Pagination>,
     head_seq: Option<i64>,
     location: Option<String>,
+    etag: Option<i64>,
 }
 
 impl<T: Serialize> Reply<T> {
@@ -97,6 +98,7 @@ impl<T: Serialize> Reply<T> {
             pagination: None,
             head_seq: None,
             location: None,
+            etag: None,
         }
     }
 
@@ -108,6 +110,7 @@ impl<T: Serialize> Reply<T> {
             pagination: None,
             head_seq: None,
             location,
+            etag: None,
         }
     }
 
@@ -115,6 +118,14 @@ impl<T: Serialize> Reply<T> {
         Self {
             pagination: Some(pagination),
             ..Self::new(data)
+        }
+    }
+
+    /// With `ETag: "<version>"`.
+    pub fn etag(self, version: i64) -> Self {
+        Self {
+            etag: Some(version),
+            ..self
         }
     }
 
@@ -147,6 +158,21 @@ impl<T: Serialize> Responder for Reply<T> {
         if let Some(location) = self.location.and_then(|l| HeaderValue::try_from(l).ok()) {
             response.headers_mut().insert(header::LOCATION, location);
         }
+        if let Some(etag) = self.etag.and_then(|v| HeaderValue::try_from(etag(v)).ok()) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
         response
     }
+}
+
+/// A version as an entity tag: `"7"` (strong).
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+/// A 304 for a GET whose `If-None-Match` names the current version.
+pub fn not_modified(version: i64) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::ETAG, etag(version)))
+        .finish()
 }

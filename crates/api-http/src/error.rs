@@ -25,6 +25,7 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     ResyncRequired,
+    PreconditionFailed,
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
@@ -44,6 +45,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict => StatusCode::CONFLICT,
             Self::ResyncRequired => StatusCode::GONE,
+            Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
@@ -64,6 +66,7 @@ impl ErrorCode {
             408 => Self::RequestTimeout,
             409 => Self::Conflict,
             410 => Self::ResyncRequired,
+            412 => Self::PreconditionFailed,
             413 => Self::PayloadTooLarge,
             415 => Self::UnsupportedMediaType,
             422 => Self::ValidationFailed,
@@ -85,6 +88,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "This method is not allowed on this resource.",
             Self::Conflict => "The request conflicts with the current state.",
             Self::ResyncRequired => "What you asked to continue from is no longer kept: reload.",
+            Self::PreconditionFailed => "The resource has changed since the version you hold.",
             Self::PayloadTooLarge => "The request body is too large.",
             Self::UnsupportedMediaType => {
                 "The request body must be JSON (Content-Type: application/json)."
@@ -251,6 +255,14 @@ impl<E: DomainError> From<E> for ApiError {
             ErrorKind::NotFound => ErrorCode::NotFound,
             ErrorKind::Conflict => ErrorCode::Conflict,
             ErrorKind::ResyncRequired => ErrorCode::ResyncRequired,
+            ErrorKind::PreconditionFailed { current_version } => {
+                let mut error = Self::new(ErrorCode::PreconditionFailed, e.to_string());
+                error.details.insert(
+                    "currentVersion".to_owned(),
+                    vec![current_version.to_string()],
+                );
+                return error;
+            }
         };
         Self::new(code, e.to_string())
     }
@@ -390,6 +402,7 @@ mod tests {
             ErrorCode::MethodNotAllowed,
             ErrorCode::Conflict,
             ErrorCode::ResyncRequired,
+            ErrorCode::PreconditionFailed,
             ErrorCode::PayloadTooLarge,
             ErrorCode::UnsupportedMediaType,
             ErrorCode::ValidationFailed,

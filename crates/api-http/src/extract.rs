@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use domain::{Ports, Principal, TaskFlow};
+use domain::{IfMatch, Ports, Principal, TaskFlow};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode};
@@ -203,4 +203,128 @@ pub fn path_config() -> web::PathConfig {
 
 pub fn payload_config() -> web::PayloadConfig {
     web::PayloadConfig::new(BODY_LIMIT)
+}
+
+/// One entity tag of an `If-Match` or `If-None-Match` list: its opaque
+/// value, and whether it is weak (`W/"…"`).
+fn entity_tags(value: &str) -> Vec<(bool, &str)> {
+    value
+        .split(',')
+        .filter_map(|tag| {
+            let tag = tag.trim();
+            let (weak, tag) = match tag.strip_prefix("W/") {
+                Some(rest) => (true, rest),
+                None => (false, tag),
+            };
+            let opaque = tag.strip_prefix('"')?.strip_suffix('"')?;
+            Some((weak, opaque))
+        })
+        .collect()
+}
+
+/// `If-Match` (RFC 9110): the versions a PUT, PATCH or DELETE may apply to.
+/// Absent or `*`: any. It compares strongly, so a weak tag, or one this API
+/// never gave, matches nothing (412 if it is all there is).
+#[derive(Debug, Clone, Default)]
+pub struct Precondition(pub IfMatch);
+
+impl FromRequest for Precondition {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let values: Vec<&str> = req
+            .headers()
+            .get_all(header::IF_MATCH)
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let if_match = if values.is_empty() || values.iter().any(|v| v.trim() == "*") {
+            IfMatch::Any
+        } else {
+            IfMatch::Versions(
+                values
+                    .iter()
+                    .flat_map(|v| entity_tags(v))
+                    .filter(|(weak, _)| !weak)
+                    .filter_map(|(_, opaque)| opaque.parse().ok())
+                    .collect(),
+            )
+        };
+        std::future::ready(Ok(Precondition(if_match)))
+    }
+}
+
+/// `If-None-Match` on a GET (RFC 9110): when it names the current version
+/// (weakly: `W/"7"` names 7 too) or is `*`, the answer is 304.
+#[derive(Debug, Clone, Default)]
+pub struct IfNoneMatch(Vec<String>);
+
+impl IfNoneMatch {
+    pub fn names(&self, version: i64) -> bool {
+        let version = version.to_string();
+        self.0.iter().any(|tag| tag == "*" || *tag == version)
+    }
+}
+
+impl FromRequest for IfNoneMatch {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let mut tags = Vec::new();
+        for value in req
+            .headers()
+            .get_all(header::IF_NONE_MATCH)
+            .filter_map(|v| v.to_str().ok())
+        {
+            if value.trim() == "*" {
+                tags.push("*".to_owned());
+            }
+            tags.extend(entity_tags(value).into_iter().map(|(_, o)| o.to_owned()));
+        }
+        std::future::ready(Ok(IfNoneMatch(tags)))
+    }
+}
+
+#[cfg(test)]
+mod precondition_tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn if_match(values: &[&str]) -> IfMatch {
+        let mut req = TestRequest::default();
+        for value in values {
+            req = req.append_header((header::IF_MATCH, *value));
+        }
+        let (req, mut payload) = req.to_http_parts();
+        futures_ready(Precondition::from_request(&req, &mut payload)).0
+    }
+
+    fn futures_ready<T>(ready: std::future::Ready<Result<T, ApiError>>) -> T {
+        ready.into_inner().expect("parsed")
+    }
+
+    #[test]
+    fn if_match_takes_strong_versions_only() {
+        assert_eq!(if_match(&[]), IfMatch::Any);
+        assert_eq!(if_match(&["*"]), IfMatch::Any);
+        assert_eq!(if_match(&["\"3\", \"4\""]), IfMatch::Versions(vec![3, 4]));
+        assert_eq!(if_match(&["\"3\"", "\"5\""]), IfMatch::Versions(vec![3, 5]));
+        assert_eq!(if_match(&["W/\"3\""]), IfMatch::Versions(vec![]));
+        assert_eq!(if_match(&["3", "\"x\""]), IfMatch::Versions(vec![]));
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly() {
+        let req = TestRequest::default()
+            .append_header((header::IF_NONE_MATCH, "W/\"7\", \"9\""))
+            .to_http_request();
+        let tags = futures_ready(IfNoneMatch::from_request(&req, &mut Payload::None));
+        assert!(tags.names(7) && tags.names(9) && !tags.names(8));
+        let any = TestRequest::default()
+            .append_header((header::IF_NONE_MATCH, "*"))
+            .to_http_request();
+        assert!(futures_ready(IfNoneMatch::from_request(&any, &mut Payload::None)).names(1));
+    }
 }

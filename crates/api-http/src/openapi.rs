@@ -44,6 +44,7 @@ Every change is recorded in the project's activity (`GET /api/v1/projects/{id}/a
 Every change of a project's content appends events to the project's log, numbered by `seq` (1, 2, 3, … per project, in commit order, without gaps), in the same transaction as the change.
 Load the state (`GET /api/v1/tasks?projectId=…` carries `meta.headSeq`, the log's head as of the page), then follow `GET /api/v1/projects/{id}/events?since=<headSeq>`: nothing is missed and nothing comes twice.
 Send `X-Client-Mutation-Id` (1–64 of `[A-Za-z0-9._-]`) with a change to find it echoed as `clientMutationId` in its events.
+Task and project responses carry `ETag: "<version>"`. Send it back as `If-Match` with PUT, PATCH or DELETE so a change made meanwhile by someone else is not overwritten (412 `PRECONDITION_FAILED` instead), and as `If-None-Match` with GET for a 304 when nothing changed.
 Events are kept for `EVENT_RETENTION` (30 days by default); asking for older ones is 410 `RESYNC_REQUIRED`: reload the state.
 
 ## Error codes
@@ -59,6 +60,7 @@ Events are kept for `EVENT_RETENTION` (30 days by default); asking for older one
 | `METHOD_NOT_ALLOWED` | 405 | the route exists, the method does not (see `Allow`) |
 | `CONFLICT` | 409 | at odds with the current state: e-mail already registered, already a member, an archived project, an Inbox rule, the owner leaving |
 | `RESYNC_REQUIRED` | 410 | the events after `since` are no longer kept (older than the retention): reload the project's state, then follow from its `headSeq` |
+| `PRECONDITION_FAILED` | 412 | `If-Match` names a version the task or project has moved past; nothing changed; `details.currentVersion` is its version now |
 | `PAYLOAD_TOO_LARGE` | 413 | body over 64 KiB |
 | `UNSUPPORTED_MEDIA_TYPE` | 415 | body is not `application/json` |
 | `VALIDATION_FAILED` | 422 | well-formed but invalid; `details` maps each field to its messages; unknown fields are rejected |

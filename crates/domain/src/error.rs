@@ -84,6 +84,9 @@ pub enum ErrorKind<'a> {
     /// What the client asks to continue from is no longer kept: it must
     /// reload (an event log pruned past its position).
     ResyncRequired,
+    /// The change was made against a version the entity has moved past;
+    /// it is at `current_version` now.
+    PreconditionFailed { current_version: i64 },
     /// A port failed: unavailable, overloaded or unexpected.
     Port(&'a PortError),
 }

@@ -42,6 +42,7 @@ pub mod project;
 pub mod task;
 pub mod text;
 pub mod user;
+pub mod version;
 
 pub use admin::{AdminError, UserAdminPatch};
 pub use app::{Health, Settings, TaskFlow};
@@ -73,3 +74,4 @@ pub use task::{
     TaskPatch, TaskQuery, TaskSort, Title,
 };
 pub use user::{Email, PasswordHash, PlainPassword, Role, User, UserId, UserName};
+pub use version::IfMatch;

@@ -44,3 +44,5 @@ mod tasks;
 mod tasks_list;
 #[path = "api/text.rs"]
 mod text;
+#[path = "api/versions.rs"]
+mod versions;

@@ -1,7 +1,7 @@
 //! Projects, members and activity. Every decision is the domain's (the
 //! policy, the project's state); these handlers only translate.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{Either, HttpResponse, web};
 use domain::{
     AuditQuery, EventQuery, MemberQuery, MemberRef, NewMember, NewProject, Ports, ProjectId,
     ProjectPatch, ProjectQuery, TaskFlow, UserId, ValidationErrors,
@@ -17,9 +17,10 @@ use crate::dto::projects::{
     AddMemberRequest, CreateProjectRequest, MemberResponse, PatchMemberRequest,
     PatchProjectRequest, ProjectResponse, TransferRequest,
 };
+use crate::envelope::not_modified;
 use crate::envelope::{Envelope, ErrorEnvelope, Reply};
 use crate::error::ApiError;
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, IfNoneMatch, Precondition};
 
 type App<P> = web::Data<TaskFlow<P>>;
 
@@ -81,7 +82,7 @@ pub async fn list_projects<P: Ports>(
     request_body = CreateProjectRequest,
     responses(
         (status = 201, description = "The new project; `Location` is its URL", body = Envelope<ProjectResponse>,
-            headers(("Location" = String, description = "URL of the new project"))),
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"), ("Location" = String, description = "URL of the new project"))),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
     )
@@ -97,16 +98,18 @@ pub async fn create_project<P: Ports>(
     };
     let view = app.create_project(caller.principal, input).await?;
     let location = format!("/api/v1/projects/{}", view.project.id);
-    Ok(Reply::created(ProjectResponse::from(&view), Some(location)))
+    Ok(Reply::created(ProjectResponse::from(&view), Some(location)).etag(view.project.version))
 }
 
 /// A project the caller is a member of (any role).
 #[utoipa::path(
     get, path = "/api/v1/projects/{id}", tag = "projects",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(("id" = Uuid, Path, description = "Project id"), ("If-None-Match" = Option<String>, Header, description = "`\"<version>\"` from an `ETag`: 304 when it is still the current version")),
     responses(
-        (status = 200, description = "The project with the caller's role", body = Envelope<ProjectResponse>),
+        (status = 304, description = "Unchanged since the version in `If-None-Match`", headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 200, description = "The project with the caller's role", body = Envelope<ProjectResponse>,
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"))),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
@@ -116,19 +119,28 @@ pub async fn get_project<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
-) -> Result<Reply<ProjectResponse>, ApiError> {
+    if_none_match: IfNoneMatch,
+) -> Result<Either<HttpResponse, Reply<ProjectResponse>>, ApiError> {
     let view = app.project(caller.principal, ProjectId(*id)).await?;
-    Ok(Reply::new(ProjectResponse::from(&view)))
+    let version = view.project.version;
+    if if_none_match.names(version) {
+        return Ok(Either::Left(not_modified(version)));
+    }
+    Ok(Either::Right(
+        Reply::new(ProjectResponse::from(&view)).etag(version),
+    ))
 }
 
 /// Rename, redescribe (admin and up), archive or unarchive (owner).
 #[utoipa::path(
     patch, path = "/api/v1/projects/{id}", tag = "projects",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(("id" = Uuid, Path, description = "Project id"), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from an `ETag`: change only that version (else 412); `*` or absent: any")),
     request_body = PatchProjectRequest,
     responses(
-        (status = 200, description = "The project after the change", body = Envelope<ProjectResponse>),
+        (status = 412, description = "`If-Match` names a version it has moved past; nothing changed (`PRECONDITION_FAILED`, `details.currentVersion`)", body = ErrorEnvelope),
+        (status = 200, description = "The project after the change", body = Envelope<ProjectResponse>,
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"))),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "The caller's role does not allow it (`FORBIDDEN`)", body = ErrorEnvelope),
@@ -141,6 +153,7 @@ pub async fn patch_project<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
+    Precondition(if_match): Precondition,
     Body(body): Body<PatchProjectRequest>,
 ) -> Result<Reply<ProjectResponse>, ApiError> {
     let patch = ProjectPatch {
@@ -149,17 +162,18 @@ pub async fn patch_project<P: Ports>(
         archived: body.archived.flatten(),
     };
     let view = app
-        .update_project(caller.principal, ProjectId(*id), patch)
+        .update_project_if(caller.principal, ProjectId(*id), patch, &if_match)
         .await?;
-    Ok(Reply::new(ProjectResponse::from(&view)))
+    Ok(Reply::new(ProjectResponse::from(&view)).etag(view.project.version))
 }
 
 /// Delete a project and its tasks (owner only; not the Inbox).
 #[utoipa::path(
     delete, path = "/api/v1/projects/{id}", tag = "projects",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(("id" = Uuid, Path, description = "Project id"), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from an `ETag`: change only that version (else 412); `*` or absent: any")),
     responses(
+        (status = 412, description = "`If-Match` names a version it has moved past; nothing changed (`PRECONDITION_FAILED`, `details.currentVersion`)", body = ErrorEnvelope),
         (status = 204, description = "Deleted, with its tasks"),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
@@ -172,8 +186,10 @@ pub async fn delete_project<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
+    Precondition(if_match): Precondition,
 ) -> Result<HttpResponse, ApiError> {
-    app.delete_project(caller.principal, ProjectId(*id)).await?;
+    app.delete_project_if(caller.principal, ProjectId(*id), &if_match)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -184,7 +200,8 @@ pub async fn delete_project<P: Ports>(
     params(("id" = Uuid, Path, description = "Project id")),
     request_body = TransferRequest,
     responses(
-        (status = 200, description = "The project after the transfer", body = Envelope<ProjectResponse>),
+        (status = 200, description = "The project after the transfer", body = Envelope<ProjectResponse>,
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"))),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "Only the owner may (`FORBIDDEN`)", body = ErrorEnvelope),
@@ -202,7 +219,7 @@ pub async fn transfer_project<P: Ports>(
     let view = app
         .transfer_project(caller.principal, ProjectId(*id), UserId(body.user_id))
         .await?;
-    Ok(Reply::new(ProjectResponse::from(&view)))
+    Ok(Reply::new(ProjectResponse::from(&view)).etag(view.project.version))
 }
 
 /// The project's members, in the order they joined.

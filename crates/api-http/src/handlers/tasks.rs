@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{Either, HttpResponse, web};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::{
@@ -17,9 +17,10 @@ use crate::dto::{
     CreateTaskRequest, PatchTaskRequest, ReplaceTaskRequest, TaskPriority, TaskResponse,
     TaskStatus, schemas,
 };
+use crate::envelope::not_modified;
 use crate::envelope::{Envelope, ErrorEnvelope, Pagination, Reply};
 use crate::error::ApiError;
-use crate::extract::{Body, Caller};
+use crate::extract::{Body, Caller, IfNoneMatch, Precondition};
 
 type App<P> = web::Data<TaskFlow<P>>;
 
@@ -233,7 +234,7 @@ pub async fn list_tasks<P: Ports>(
     request_body = CreateTaskRequest,
     responses(
         (status = 201, description = "The new task; `Location` is its URL", body = Envelope<TaskResponse>,
-            headers(("Location" = String, description = "URL of the new task"))),
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"), ("Location" = String, description = "URL of the new task"))),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
         (status = 404, description = "`projectId` is not a project of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
@@ -257,7 +258,7 @@ pub async fn create_task<P: Ports>(
     };
     let task = app.create_task(caller.principal, input).await?;
     let location = format!("/api/v1/tasks/{}", task.id);
-    Ok(Reply::created(TaskResponse::from(&task), Some(location)))
+    Ok(Reply::created(TaskResponse::from(&task), Some(location)).etag(task.version))
 }
 
 /// A task in one of the caller's projects. A task in any other project is
@@ -265,9 +266,11 @@ pub async fn create_task<P: Ports>(
 #[utoipa::path(
     get, path = "/api/v1/tasks/{id}", tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Task id")),
+    params(("id" = Uuid, Path, description = "Task id"), ("If-None-Match" = Option<String>, Header, description = "`\"<version>\"` from an `ETag`: 304 when it is still the current version")),
     responses(
-        (status = 200, description = "The task", body = Envelope<TaskResponse>),
+        (status = 304, description = "Unchanged since the version in `If-None-Match`", headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 200, description = "The task", body = Envelope<TaskResponse>,
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"))),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 404, description = "No such task in the caller's projects (`NOT_FOUND`)", body = ErrorEnvelope),
@@ -277,19 +280,27 @@ pub async fn get_task<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
-) -> Result<Reply<TaskResponse>, ApiError> {
+    if_none_match: IfNoneMatch,
+) -> Result<Either<HttpResponse, Reply<TaskResponse>>, ApiError> {
     let task = app.task(caller.principal, TaskId(*id)).await?;
-    Ok(Reply::new(TaskResponse::from(&task)))
+    if if_none_match.names(task.version) {
+        return Ok(Either::Left(not_modified(task.version)));
+    }
+    Ok(Either::Right(
+        Reply::new(TaskResponse::from(&task)).etag(task.version),
+    ))
 }
 
 /// Replace every editable field of a task.
 #[utoipa::path(
     put, path = "/api/v1/tasks/{id}", tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Task id")),
+    params(("id" = Uuid, Path, description = "Task id"), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from an `ETag`: change only that version (else 412); `*` or absent: any")),
     request_body = ReplaceTaskRequest,
     responses(
-        (status = 200, description = "The task after the change", body = Envelope<TaskResponse>),
+        (status = 412, description = "`If-Match` names a version it has moved past; nothing changed (`PRECONDITION_FAILED`, `details.currentVersion`)", body = ErrorEnvelope),
+        (status = 200, description = "The task after the change", body = Envelope<TaskResponse>,
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"))),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
@@ -302,6 +313,7 @@ pub async fn replace_task<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
+    Precondition(if_match): Precondition,
     Body(body): Body<ReplaceTaskRequest>,
 ) -> Result<Reply<TaskResponse>, ApiError> {
     let patch = TaskPatch {
@@ -314,19 +326,21 @@ pub async fn replace_task<P: Ports>(
         due_date: Some(body.due_date),
     };
     let task = app
-        .update_task(caller.principal, TaskId(*id), patch)
+        .update_task_if(caller.principal, TaskId(*id), patch, &if_match)
         .await?;
-    Ok(Reply::new(TaskResponse::from(&task)))
+    Ok(Reply::new(TaskResponse::from(&task)).etag(task.version))
 }
 
 /// Change only the fields given; `null` clears `description` or `dueDate`.
 #[utoipa::path(
     patch, path = "/api/v1/tasks/{id}", tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Task id")),
+    params(("id" = Uuid, Path, description = "Task id"), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from an `ETag`: change only that version (else 412); `*` or absent: any")),
     request_body = PatchTaskRequest,
     responses(
-        (status = 200, description = "The task after the change", body = Envelope<TaskResponse>),
+        (status = 412, description = "`If-Match` names a version it has moved past; nothing changed (`PRECONDITION_FAILED`, `details.currentVersion`)", body = ErrorEnvelope),
+        (status = 200, description = "The task after the change", body = Envelope<TaskResponse>,
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"))),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
@@ -339,6 +353,7 @@ pub async fn patch_task<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
+    Precondition(if_match): Precondition,
     Body(body): Body<PatchTaskRequest>,
 ) -> Result<Reply<TaskResponse>, ApiError> {
     let patch = TaskPatch {
@@ -351,17 +366,18 @@ pub async fn patch_task<P: Ports>(
         due_date: body.due_date,
     };
     let task = app
-        .update_task(caller.principal, TaskId(*id), patch)
+        .update_task_if(caller.principal, TaskId(*id), patch, &if_match)
         .await?;
-    Ok(Reply::new(TaskResponse::from(&task)))
+    Ok(Reply::new(TaskResponse::from(&task)).etag(task.version))
 }
 
 /// Delete a task. Deleting it again is 404.
 #[utoipa::path(
     delete, path = "/api/v1/tasks/{id}", tag = "tasks",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Task id")),
+    params(("id" = Uuid, Path, description = "Task id"), ("If-Match" = Option<String>, Header, description = "`\"<version>\"` from an `ETag`: change only that version (else 412); `*` or absent: any")),
     responses(
+        (status = 412, description = "`If-Match` names a version it has moved past; nothing changed (`PRECONDITION_FAILED`, `details.currentVersion`)", body = ErrorEnvelope),
         (status = 204, description = "Deleted"),
         (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
@@ -374,8 +390,10 @@ pub async fn delete_task<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
+    Precondition(if_match): Precondition,
 ) -> Result<HttpResponse, ApiError> {
-    app.delete_task(caller.principal, TaskId(*id)).await?;
+    app.delete_task_if(caller.principal, TaskId(*id), &if_match)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -18,6 +18,7 @@ use crate::project::policy::{Action, Denied, authorize};
 use crate::project::{Member, Project, ProjectId, ProjectRole};
 use crate::task::{Page, TaskPatch};
 use crate::user::{Email, UserId};
+use crate::version::IfMatch;
 
 /// The most rows one page of any list holds.
 pub const MAX_PAGE: u32 = 100;
@@ -32,6 +33,10 @@ pub enum ProjectError {
     Forbidden,
     #[error("{0}")]
     Conflict(&'static str),
+    #[error(
+        "The project has changed since the version given in If-Match: it is at version {current}."
+    )]
+    PreconditionFailed { current: i64 },
     #[error("invalid request: {0}")]
     Invalid(ValidationErrors),
     #[error(transparent)]
@@ -44,6 +49,9 @@ impl DomainError for ProjectError {
             Self::NotFound | Self::MemberNotFound => ErrorKind::NotFound,
             Self::Forbidden => ErrorKind::Forbidden,
             Self::Conflict(_) => ErrorKind::Conflict,
+            Self::PreconditionFailed { current } => ErrorKind::PreconditionFailed {
+                current_version: *current,
+            },
             Self::Invalid(errors) => ErrorKind::Invalid(errors),
             Self::Port(e) => ErrorKind::Port(e),
         }
@@ -259,6 +267,19 @@ impl<P: Ports> TaskFlow<P> {
         id: ProjectId,
         patch: ProjectPatch,
     ) -> Result<ProjectView, ProjectError> {
+        self.update_project_if(principal, id, patch, &IfMatch::Any)
+            .await
+    }
+
+    /// As [`TaskFlow::update_project`], only if the project is at a version
+    /// `if_match` allows (else `PreconditionFailed`, and nothing changes).
+    pub async fn update_project_if(
+        &self,
+        principal: Principal,
+        id: ProjectId,
+        patch: ProjectPatch,
+        if_match: &IfMatch,
+    ) -> Result<ProjectView, ProjectError> {
         let edits = patch.name.is_some() || patch.description.is_some();
         let mut tx = self.store.begin().await?;
         let (mut project, role) =
@@ -271,6 +292,7 @@ impl<P: Ports> TaskFlow<P> {
         if patch.archived.is_some() {
             authorize(Some(role), Action::ArchiveProject)?;
         }
+        check_version(&project, if_match)?;
         if project.personal && patch.archived == Some(true) {
             return Err(ProjectError::Conflict(INBOX_ARCHIVED));
         }
@@ -309,10 +331,22 @@ impl<P: Ports> TaskFlow<P> {
         principal: Principal,
         id: ProjectId,
     ) -> Result<(), ProjectError> {
+        self.delete_project_if(principal, id, &IfMatch::Any).await
+    }
+
+    /// As [`TaskFlow::delete_project`], only if the project is at a version
+    /// `if_match` allows.
+    pub async fn delete_project_if(
+        &self,
+        principal: Principal,
+        id: ProjectId,
+        if_match: &IfMatch,
+    ) -> Result<(), ProjectError> {
         let mut tx = self.store.begin().await?;
         let (project, _) =
             lock_authorized(&mut tx, id, principal.user_id, Action::DeleteProject).await??;
         let actor = self.actor(&principal);
+        check_version(&project, if_match)?;
         if project.personal {
             return Err(ProjectError::Conflict(INBOX_DELETED));
         }
@@ -589,6 +623,18 @@ async fn member_details<C: Users>(
         email: user.email,
         name: user.name,
     })
+}
+
+/// `PreconditionFailed` when `project` is not at a version `if_match`
+/// allows.
+fn check_version(project: &Project, if_match: &IfMatch) -> Result<(), ProjectError> {
+    if if_match.allows(project.version) {
+        Ok(())
+    } else {
+        Err(ProjectError::PreconditionFailed {
+            current: project.version,
+        })
+    }
 }
 
 fn archive_change(journal: &mut Journal, project: &mut Project, archived: bool) {

@@ -14,6 +14,7 @@ use crate::project::use_cases::{ARCHIVED, lock_authorized, role_in};
 use crate::project::{Project, ProjectId};
 use crate::task::{NewTask, Page, Task, TaskId, TaskPatch, TaskQuery};
 use crate::user::UserId;
+use crate::version::IfMatch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
@@ -27,6 +28,10 @@ pub enum TaskError {
     Forbidden,
     #[error("{0}")]
     Conflict(&'static str),
+    #[error(
+        "The task has changed since the version given in If-Match: it is at version {current}."
+    )]
+    PreconditionFailed { current: i64 },
     #[error("invalid task: {0}")]
     Invalid(ValidationErrors),
     #[error(transparent)]
@@ -39,6 +44,9 @@ impl DomainError for TaskError {
             Self::NotFound | Self::ProjectNotFound => ErrorKind::NotFound,
             Self::Forbidden => ErrorKind::Forbidden,
             Self::Conflict(_) => ErrorKind::Conflict,
+            Self::PreconditionFailed { current } => ErrorKind::PreconditionFailed {
+                current_version: *current,
+            },
             Self::Invalid(errors) => ErrorKind::Invalid(errors),
             Self::Port(e) => ErrorKind::Port(e),
         }
@@ -124,8 +132,24 @@ impl<P: Ports> TaskFlow<P> {
         id: TaskId,
         patch: TaskPatch,
     ) -> Result<Task, TaskError> {
+        self.update_task_if(principal, id, patch, &IfMatch::Any)
+            .await
+    }
+
+    /// As [`TaskFlow::update_task`], only if the task is at a version
+    /// `if_match` allows (else `PreconditionFailed`, and nothing changes).
+    pub async fn update_task_if(
+        &self,
+        principal: Principal,
+        id: TaskId,
+        patch: TaskPatch,
+        if_match: &IfMatch,
+    ) -> Result<Task, TaskError> {
         for _ in 0..MOVE_RETRIES {
-            if let Some(task) = self.try_update_task(&principal, id, patch.clone()).await? {
+            if let Some(task) = self
+                .try_update_task(&principal, id, patch.clone(), if_match)
+                .await?
+            {
                 return Ok(task);
             }
         }
@@ -139,6 +163,7 @@ impl<P: Ports> TaskFlow<P> {
         principal: &Principal,
         id: TaskId,
         mut patch: TaskPatch,
+        if_match: &IfMatch,
     ) -> Result<Option<Task>, TaskError> {
         let mut tx = self.store.begin().await?;
         let Some(seen) = tx.task(id).await? else {
@@ -182,6 +207,11 @@ impl<P: Ports> TaskFlow<P> {
         if task.project_id != source_id {
             return Ok(None);
         }
+        if !if_match.allows(task.version) {
+            return Err(TaskError::PreconditionFailed {
+                current: task.version,
+            });
+        }
         let actor = self.actor(principal);
         for (project, _) in &locked {
             writable(project)?;
@@ -220,6 +250,17 @@ impl<P: Ports> TaskFlow<P> {
     }
 
     pub async fn delete_task(&self, principal: Principal, id: TaskId) -> Result<(), TaskError> {
+        self.delete_task_if(principal, id, &IfMatch::Any).await
+    }
+
+    /// As [`TaskFlow::delete_task`], only if the task is at a version
+    /// `if_match` allows.
+    pub async fn delete_task_if(
+        &self,
+        principal: Principal,
+        id: TaskId,
+        if_match: &IfMatch,
+    ) -> Result<(), TaskError> {
         for _ in 0..MOVE_RETRIES {
             let mut tx = self.store.begin().await?;
             let Some(seen) = tx.task(id).await? else {
@@ -238,6 +279,11 @@ impl<P: Ports> TaskFlow<P> {
             };
             if task.project_id != project.id {
                 continue;
+            }
+            if !if_match.allows(task.version) {
+                return Err(TaskError::PreconditionFailed {
+                    current: task.version,
+                });
             }
             let actor = self.actor(&principal);
             writable(&project)?;

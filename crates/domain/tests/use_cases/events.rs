@@ -3,8 +3,8 @@
 //! any point the log still covers.
 
 use domain::{
-    EventData, EventQuery, EventType, EventsError, ProjectPatch, ProjectRole, RequestId, TaskPatch,
-    TaskQuery,
+    EventData, EventQuery, EventType, EventsError, IfMatch, ProjectPatch, ProjectRole, RequestId,
+    TaskPatch, TaskQuery,
 };
 use time::Duration;
 
@@ -368,4 +368,58 @@ async fn a_projects_task_list_carries_its_log_head() {
         .await
         .expect("listed");
     assert_eq!(own.head_seq, Some(2), "the Inbox's creation and its owner");
+}
+
+#[tokio::test]
+async fn a_stale_precondition_changes_nothing_and_records_nothing() {
+    let (flow, _clock) = taskflow();
+    let ada = signed_in(&flow, "ada@example.com").await;
+    let launch = project(&flow, ada, "Launch").await;
+    let task = create(&flow, ada, task_in(&launch, "Plan")).await;
+    let rename = |title: &str| TaskPatch {
+        title: Some(title.to_owned()),
+        ..TaskPatch::default()
+    };
+    flow.update_task(ada, task.id, rename("Theirs"))
+        .await
+        .expect("updated");
+    let before = log(&flow, ada, &launch, 0).await;
+    let stale = IfMatch::Versions(vec![1]);
+    let refused = flow
+        .update_task_if(ada, task.id, rename("Mine"), &stale)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(domain::TaskError::PreconditionFailed { current: 2 })
+        ),
+        "{refused:?}"
+    );
+    let refused = flow.delete_task_if(ada, task.id, &stale).await;
+    assert!(matches!(
+        refused,
+        Err(domain::TaskError::PreconditionFailed { current: 2 })
+    ));
+    let refused = flow
+        .update_project_if(
+            ada,
+            launch.id,
+            ProjectPatch {
+                name: Some("Mine".into()),
+                ..ProjectPatch::default()
+            },
+            &IfMatch::Versions(vec![7]),
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(domain::ProjectError::PreconditionFailed { current: 1 })
+    ));
+    assert_eq!(log(&flow, ada, &launch, 0).await, before, "no event");
+    let current = IfMatch::Versions(vec![2]);
+    let mine = flow
+        .update_task_if(ada, task.id, rename("Mine"), &current)
+        .await
+        .expect("current version");
+    assert_eq!(mine.version, 3);
 }
