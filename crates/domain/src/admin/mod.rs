@@ -99,8 +99,30 @@ impl<P: Ports> TaskFlow<P> {
         patch: UserAdminPatch,
     ) -> Result<User, AdminError> {
         let mut tx = self.store.begin().await?;
-        let admin = Self::admin(&mut tx, &principal).await?;
-        let mut user = tx.user_for_update(id).await?.ok_or(AdminError::NotFound)?;
+        // Both rows locked, in id order: two admins demoting or disabling
+        // each other at once cannot both succeed (the second sees the
+        // first's change).
+        let (first, second) = if principal.user_id <= id {
+            (principal.user_id, id)
+        } else {
+            (id, principal.user_id)
+        };
+        let first_row = tx.user_for_update(first).await?;
+        let second_row = if second == first {
+            first_row.clone()
+        } else {
+            tx.user_for_update(second).await?
+        };
+        let (caller, target) = if first == principal.user_id {
+            (first_row, second_row)
+        } else {
+            (second_row, first_row)
+        };
+        let admin = match caller {
+            Some(user) if user.role == Role::Admin && !user.disabled => user,
+            _ => return Err(AdminError::Forbidden),
+        };
+        let mut user = target.ok_or(AdminError::NotFound)?;
         let actor = self.actor(&principal);
         if user.id == admin.id {
             if patch.disabled == Some(true) {

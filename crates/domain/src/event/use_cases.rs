@@ -70,12 +70,19 @@ impl<P: Ports> TaskFlow<P> {
                 "must be 0 or more",
             )));
         }
-        let mut conn = self.store.connection().await?;
-        read_authorized(&mut conn, id, principal.user_id, Action::ViewProject).await??;
-        // The events first, then the bounds: the head then covers every
-        // event read, and a pruning in between shows as a gap.
-        let mut items = conn.events(id, &query).await?;
-        let bounds = conn.log_bounds(id).await?.ok_or(EventsError::NotFound)?;
+        // One snapshot where the store has them; else the head first, and
+        // no event past it: either way `head` is where a client continues
+        // from, and nothing committed after it is skipped (it comes next
+        // time). A pruning in between shows as a gap.
+        let mut snapshot = self.store.snapshot().await?;
+        read_authorized(&mut snapshot, id, principal.user_id, Action::ViewProject).await??;
+        let bounds = snapshot
+            .log_bounds(id)
+            .await?
+            .ok_or(EventsError::NotFound)?;
+        let mut items = snapshot.events(id, &query).await?;
+        drop(snapshot);
+        items.retain(|event| event.seq <= bounds.head);
         if query.after > bounds.head {
             return Err(EventsError::Invalid(ValidationErrors::single(
                 "since",

@@ -155,9 +155,15 @@ pub(crate) async fn lock_authorized<C: Projects>(
     user: UserId,
     action: Action,
 ) -> Result<Result<(Project, ProjectRole), Denied>, PortError> {
+    // A non-member is turned away before taking the lock: they may not
+    // hold up the project's writers (nor time them).
+    if role_in(tx, id, user).await?.is_none() {
+        return Ok(Err(Denied::NotFound));
+    }
     let Some(project) = tx.project_for_update(id).await? else {
         return Ok(Err(Denied::NotFound));
     };
+    // Again under the lock: the membership may have changed meanwhile.
     let role = role_in(tx, id, user).await?;
     Ok(authorize(role, action).map(|()| (project, role.unwrap_or(ProjectRole::Viewer))))
 }
