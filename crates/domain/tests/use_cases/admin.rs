@@ -8,7 +8,7 @@ use domain::{
 
 use crate::harness::{
     PASSWORD, authenticate, create, inbox, login, new_task, register, settings, signed_in,
-    taskflow, taskflow_with,
+    taskflow, taskflow_with, together,
 };
 
 fn with_admin(email: &str) -> Settings {
@@ -213,4 +213,38 @@ async fn promote_makes_an_existing_user_admin() {
         flow.promote("nobody@example.com").await,
         Err(AdminError::NotFound)
     ));
+}
+
+#[tokio::test]
+async fn two_admins_demoting_each_other_at_once_leave_one_admin() {
+    let (flow, _clock) = taskflow_with(Settings {
+        admin_emails: vec![
+            Email::parse("root@example.com").expect("valid"),
+            Email::parse("ops@example.com").expect("valid"),
+        ],
+        ..settings()
+    });
+    let root = signed_in(&flow, "root@example.com").await;
+    let ops = signed_in(&flow, "ops@example.com").await;
+    let demote = UserAdminPatch {
+        disabled: None,
+        role: Some(Role::User),
+    };
+    for _ in 0..10 {
+        let attempts = vec![
+            {
+                let (flow, demote) = (flow.clone(), demote.clone());
+                async move { flow.administer_user(root, ops.user_id, demote).await.is_ok() }
+            },
+            {
+                let (flow, demote) = (flow.clone(), demote.clone());
+                async move { flow.administer_user(ops, root.user_id, demote).await.is_ok() }
+            },
+        ];
+        let succeeded = together(attempts).await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(succeeded, 1, "exactly one admin demotes the other");
+        // Back to two admins for the next round.
+        flow.promote("root@example.com").await.expect("promoted");
+        flow.promote("ops@example.com").await.expect("promoted");
+    }
 }
