@@ -15,7 +15,7 @@ use crate::ports::{
     Tasks, Transaction, Users,
 };
 use crate::project::policy::{Action, Denied, authorize};
-use crate::project::{Member, Project, ProjectId, ProjectRole};
+use crate::project::{Member, Project, ProjectDescription, ProjectId, ProjectName, ProjectRole};
 use crate::task::{Page, TaskPatch};
 use crate::user::{Email, UserId};
 use crate::version::IfMatch;
@@ -298,6 +298,8 @@ impl<P: Ports> TaskFlow<P> {
         if patch.archived.is_some() {
             authorize(Some(role), Action::ArchiveProject)?;
         }
+        // A malformed change is refused as such, whatever the version.
+        validate_edit(&patch)?;
         check_version(&project, if_match)?;
         if project.personal && patch.archived == Some(true) {
             return Err(ProjectError::Conflict(INBOX_ARCHIVED));
@@ -629,6 +631,21 @@ async fn member_details<C: Users>(
         email: user.email,
         name: user.name,
     })
+}
+
+/// The name and description a patch sets, checked alone.
+fn validate_edit(patch: &ProjectPatch) -> Result<(), ProjectError> {
+    let mut errors = ValidationErrors::new();
+    if let Some(name) = &patch.name {
+        errors.check("name", ProjectName::parse(name));
+    }
+    if let Some(Some(description)) = &patch.description {
+        errors.check(
+            "description",
+            ProjectDescription::parse(description.clone()),
+        );
+    }
+    errors.into_result(|| ()).map_err(ProjectError::Invalid)
 }
 
 /// `PreconditionFailed` when `project` is not at a version `if_match`

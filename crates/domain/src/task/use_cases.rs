@@ -207,11 +207,6 @@ impl<P: Ports> TaskFlow<P> {
         if task.project_id != source_id {
             return Ok(None);
         }
-        if !if_match.allows(task.version) {
-            return Err(TaskError::PreconditionFailed {
-                current: task.version,
-            });
-        }
         let actor = self.actor(principal);
         for (project, _) in &locked {
             writable(project)?;
@@ -235,6 +230,13 @@ impl<P: Ports> TaskFlow<P> {
         }
         let before = task.clone();
         let changed = task.apply(patch, actor.at).map_err(TaskError::Invalid)?;
+        // Checked after the change itself: a malformed one is refused as
+        // such, whatever the version.
+        if !if_match.allows(before.version) {
+            return Err(TaskError::PreconditionFailed {
+                current: before.version,
+            });
+        }
         if changed {
             if !tx.update_task(&task).await? {
                 return Err(TaskError::NotFound);

@@ -221,3 +221,34 @@ async fn projects_carry_etags_and_honour_if_match() {
     .await;
     assert_eq!(deleted.status, 204);
 }
+
+#[tokio::test]
+async fn a_malformed_change_is_refused_as_such_whatever_the_version() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let task = app
+        .create_task(&ada.access, &json!({"title": "Plan"}))
+        .await;
+    let project = app.create_project(&ada.access, "Launch").await;
+    for (path, body) in [
+        (
+            format!("/api/v1/tasks/{}", id_of(&task)),
+            json!({"title": "a\u{0}b"}),
+        ),
+        (
+            format!("/api/v1/projects/{}", id_of(&project)),
+            json!({"name": "a\u{0}b"}),
+        ),
+    ] {
+        let reply = with_header(
+            &app,
+            Method::PATCH,
+            &path,
+            &ada.access,
+            ("If-Match", "\"9\""),
+            Some(body),
+        )
+        .await;
+        reply.assert_error(422, "VALIDATION_FAILED");
+    }
+}
