@@ -19,8 +19,8 @@ type App<P> = web::Data<TaskFlow<P>>;
 #[into_params(parameter_in = Query)]
 pub struct ListUsersParams {
     /// Only users whose e-mail address or name contains this text,
-    /// ignoring case (at most 100 characters).
-    #[param(max_length = 100)]
+    /// ignoring case (at most 100 characters, no control characters).
+    #[param(max_length = 100, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")]
     pub q: Option<String>,
 }
 
@@ -34,7 +34,7 @@ pub struct ListUsersParams {
         (status = 400, description = "Bad query parameter (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "Not a system admin (`FORBIDDEN`)", body = ErrorEnvelope),
-        (status = 422, description = "`q` too long (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+        (status = 422, description = "`q` too long or with control characters (`VALIDATION_FAILED`)", body = ErrorEnvelope),
     )
 )]
 pub async fn list_users<P: Ports>(

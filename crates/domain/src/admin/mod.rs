@@ -11,6 +11,7 @@ use crate::journal::Journal;
 use crate::ports::{Ports, SessionStore, Store, Transaction, UserQuery, Users};
 use crate::project::use_cases::check_limit;
 use crate::task::Page;
+use crate::text;
 use crate::user::{Email, Role, User, UserId};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +82,9 @@ impl<P: Ports> TaskFlow<P> {
             .is_some_and(|q| q.chars().count() > MAX_QUERY_LEN)
         {
             errors.add("q", format!("must be at most {MAX_QUERY_LEN} characters"));
+        }
+        if query.q.as_ref().is_some_and(|q| text::has_control(q, &[])) {
+            errors.add("q", text::CONTROL_MESSAGE);
         }
         if !errors.is_empty() {
             return Err(AdminError::Invalid(errors));

@@ -250,3 +250,17 @@ async fn two_admins_demoting_each_other_leave_one_admin() {
         flow.promote("ops@example.com").await.expect("promoted");
     }
 }
+
+#[tokio::test]
+async fn a_search_with_control_characters_is_invalid() {
+    let (flow, _clock) = taskflow_with(with_admin("root@example.com"));
+    let root = signed_in(&flow, "root@example.com").await;
+    let search = UserQuery {
+        q: Some("a\u{0}b".to_owned()),
+        ..everyone()
+    };
+    match flow.admin_users(root, search).await {
+        Err(AdminError::Invalid(errors)) => assert!(errors.fields().contains_key("q")),
+        other => panic!("expected 422 on q, got {other:?}"),
+    }
+}

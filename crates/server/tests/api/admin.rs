@@ -457,3 +457,19 @@ async fn a_system_admin_sees_no_project_content_without_membership() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_search_with_control_characters_is_refused_not_a_server_error() {
+    let app = spawn().await;
+    let root = app.signup("root@example.com").await;
+    for q in ["a%00b", "%C2%85", "%1B"] {
+        let reply = assert_envelope_error(
+            app.get(&format!("/api/v1/admin/users?q={q}"), &root.access)
+                .await,
+            422,
+            "VALIDATION_FAILED",
+        )
+        .await;
+        reply.assert_detail("q");
+    }
+}
