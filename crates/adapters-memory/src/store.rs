@@ -1277,6 +1277,14 @@ impl Events for MemoryHandle {
         Ok(Some(LogBounds { head, oldest }))
     }
 
+    async fn heads(&mut self, projects: &[ProjectId]) -> Result<Vec<(ProjectId, i64)>, PortError> {
+        let state = self.shared.state();
+        Ok(projects
+            .iter()
+            .filter_map(|&id| Some((id, self.visible_head(&state, id)?)))
+            .collect())
+    }
+
     async fn prune_events(&mut self, before: OffsetDateTime) -> Result<u64, PortError> {
         self.check_writable()?;
         if self.tx.is_none() {

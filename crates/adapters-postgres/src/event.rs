@@ -251,6 +251,20 @@ impl Events for PgHandle {
         Ok(bounds.map(|(head, oldest)| LogBounds { head, oldest }))
     }
 
+    async fn heads(&mut self, projects: &[ProjectId]) -> Result<Vec<(ProjectId, i64)>, PortError> {
+        let ids: Vec<Uuid> = projects.iter().map(|p| p.0).collect();
+        let heads: Vec<(Uuid, i64)> = projects::table
+            .filter(projects::id.eq_any(ids))
+            .select((projects::id, projects::event_seq))
+            .load(self.conn())
+            .await
+            .map_err(from_diesel)?;
+        Ok(heads
+            .into_iter()
+            .map(|(id, head)| (ProjectId(id), head))
+            .collect())
+    }
+
     async fn prune_events(&mut self, before: OffsetDateTime) -> Result<u64, PortError> {
         // One pass over the expired events in time order, a window at a
         // time; the projects in a window are pruned before the next is

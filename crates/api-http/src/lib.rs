@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod live;
 pub mod middleware;
 pub mod openapi;
 
@@ -27,9 +28,13 @@ use handlers::{admin, auth, ops, projects, tasks};
 /// Registers every route, the extractor configuration and the fallbacks.
 /// Wrap the `App` in [`request_context`] (outermost) so every response gets
 /// its request id and every error the envelope.
-pub fn configure<P: Ports>(app: web::Data<TaskFlow<P>>) -> impl FnOnce(&mut web::ServiceConfig) {
+pub fn configure<P: Ports>(
+    app: web::Data<TaskFlow<P>>,
+    hub: web::Data<live::Hub<P>>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(app)
+            .app_data(hub)
             .app_data(extract::query_config())
             .app_data(extract::path_config())
             .app_data(extract::payload_config())
@@ -131,6 +136,11 @@ fn register_routes<P: Ports>(r: &mut Routes<'_>) {
         get(projects::activity::<P>),
     );
     r.resource("/api/v1/projects/{id}/events", get(projects::events::<P>));
+    r.resource(
+        "/api/v1/projects/{id}/events/stream",
+        get(live::event_stream::<P>),
+    );
+    r.resource("/api/v1/ws", get(live::socket::<P>));
     r.resource("/api/v1/admin/users", get(admin::list_users::<P>));
     r.resource(
         "/api/v1/admin/users/{id}",

@@ -19,6 +19,7 @@ use crate::dto::{
 use crate::envelope::{ErrorBody, ErrorEnvelope, Meta, Pagination};
 use crate::error::ErrorCode;
 use crate::handlers::{admin, auth, ops, projects, tasks};
+use crate::live;
 
 const DESCRIPTION: &str = r#"The TaskFlow REST API.
 
@@ -46,6 +47,13 @@ Load the state (`GET /api/v1/tasks?projectId=…` carries `meta.headSeq`, the lo
 Send `X-Client-Mutation-Id` (1–64 of `[A-Za-z0-9._-]`) with a change to find it echoed as `clientMutationId` in its events.
 Task and project responses carry `ETag: "<version>"`. Send it back as `If-Match` with PUT, PATCH or DELETE so a change made meanwhile by someone else is not overwritten (412 `PRECONDITION_FAILED` instead), and as `If-None-Match` with GET for a 304 when nothing changed.
 Events are kept for `EVENT_RETENTION` (30 days by default); asking for older ones is 410 `RESYNC_REQUIRED`: reload the state.
+
+## Live updates
+
+Rather than polling the log, follow it live, over a WebSocket (`GET /api/v1/ws`) or Server-Sent Events (`GET /api/v1/projects/{id}/events/stream`). Every member, viewers included, may follow a project; events arrive within milliseconds of the commit on whichever instance made it, strictly in `seq` order, none twice; a stream that resumes with `since` (or `Last-Event-ID`) misses nothing.
+
+WebSocket messages are JSON text. The client sends `{"type":"subscribe","projectId":"…","since":N}` (`since` optional: live from now), `{"type":"unsubscribe","projectId":"…"}` and `{"type":"ping"}` (and, without a bearer token on the upgrade, first `{"type":"auth","token":"…"}`). The server sends `{"type":"subscribed","projectId","headSeq"}` (first: the log's head at subscribe time; then the events after `since` up to there, then live ones), `{"type":"event","event":{…}}` (the event as `GET /api/v1/projects/{id}/events` renders it), `{"type":"unsubscribed","projectId","reason"}` (`client`, `removed` when the caller stops being a member, `deleted`), `{"type":"resync","projectId","headSeq"}` (`since` is older than the retention: reload the state; events after `headSeq` follow), `{"type":"error","code","message","projectId"}` (the envelope's codes: a project the caller is not a member of is `NOT_FOUND`) and `{"type":"pong"}`.
+The server pings every 20 s and closes a peer silent for 60 s. Messages over 64 KiB close the socket (1009); at most 100 subscriptions per connection and 20 connections per user on an instance. Close codes: 4401 (not authenticated in time, logout, disabled account, ended session), 4008 (the client fell 1 000 events behind: reconnect with `since`, nothing is lost), 1011 (the server could not read the log: reconnect with `since`), 1013 (too many connections).
 
 ## Error codes
 
@@ -100,6 +108,8 @@ Events are kept for `EVENT_RETENTION` (30 days by default); asking for older one
         projects::delete_member,
         projects::activity,
         projects::events,
+        live::event_stream,
+        live::socket,
         admin::list_users,
         admin::patch_user,
     ),
@@ -118,6 +128,7 @@ Events are kept for `EVENT_RETENTION` (30 days by default); asking for older one
         (name = "tasks", description = "Tasks in the caller's projects"),
         (name = "projects", description = "Projects, their members (with roles) and their activity"),
         (name = "admin", description = "User administration, for system admins"),
+        (name = "live", description = "A project's events as they happen: WebSocket and Server-Sent Events"),
         (name = "operations", description = "Health, readiness and this document"),
     )
 )]

@@ -37,6 +37,7 @@ pub struct TaskFlow<P: Ports> {
     pub(crate) hasher: P::Hasher,
     pub(crate) tokens: P::Tokens,
     pub(crate) clock: P::Clock,
+    pub(crate) bus: P::Bus,
     pub(crate) settings: Settings,
 }
 
@@ -48,6 +49,7 @@ impl<P: Ports> Clone for TaskFlow<P> {
             hasher: self.hasher.clone(),
             tokens: self.tokens.clone(),
             clock: self.clock.clone(),
+            bus: self.bus.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -80,6 +82,7 @@ impl<P: Ports> TaskFlow<P> {
         hasher: P::Hasher,
         tokens: P::Tokens,
         clock: P::Clock,
+        bus: P::Bus,
         settings: Settings,
     ) -> Self {
         Self {
@@ -88,6 +91,7 @@ impl<P: Ports> TaskFlow<P> {
             hasher,
             tokens,
             clock,
+            bus,
             settings,
         }
     }
@@ -98,6 +102,15 @@ impl<P: Ports> TaskFlow<P> {
 
     pub fn sessions(&self) -> &P::Sessions {
         &self.sessions
+    }
+
+    /// Where the use cases announce what they committed.
+    pub fn bus(&self) -> &P::Bus {
+        &self.bus
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     /// Asks every store whether it answers.

@@ -56,7 +56,7 @@ macro_rules! store_contract {
             events_are_read_in_pages_after_a_seq,
             a_dropped_transaction_appends_nothing_and_gives_its_numbers_back,
             concurrent_appenders_number_the_log_without_gaps, log_bounds_follow_the_head,
-            appending_to_a_missing_project_fails, events_outlive_their_project,
+            heads_are_each_existing_projects_last_seq, appending_to_a_missing_project_fails, events_outlive_their_project,
             pruning_removes_older_events_of_every_project);
         $crate::store_contract!(@paused $make;
             task_for_update_waits_for_the_transaction_holding_the_row,
@@ -2631,6 +2631,25 @@ pub mod events {
         assert_eq!(bounds(&mut conn, fresh.id).await, None, "not yet committed");
         tx.commit().await.expect("commit");
         assert_eq!(bounds(&mut conn, fresh.id).await, bounds_at(1, Some(1)));
+    }
+
+    /// `heads`: each asked-for project that exists with its last seq (0
+    /// before any event), in any order; missing ones left out; nothing
+    /// for nothing.
+    pub async fn heads_are_each_existing_projects_last_seq<S: Store>(store: S) {
+        let (busy, actor) = stored_project(&store, "Busy").await;
+        let quiet = stored_project_of(&store, actor, "Quiet").await;
+        appended(&store, busy.id, &fresh_events(actor, 3)).await;
+        let mut conn = store.connection().await.expect("connection");
+        let missing = ProjectId::generate();
+        let mut heads = conn
+            .heads(&[quiet.id, missing, busy.id])
+            .await
+            .expect("heads");
+        heads.sort_by_key(|(_, head)| *head);
+        assert_eq!(heads, [(quiet.id, 0), (busy.id, 3)]);
+        assert_eq!(conn.heads(&[]).await.expect("heads"), []);
+        assert_eq!(conn.heads(&[missing]).await.expect("heads"), []);
     }
 
     /// Appending to a project that is not there fails, and logs nothing.

@@ -57,11 +57,13 @@ pub use auth::{
     AccessClaims, IssuedAccessToken, Principal, RefreshToken, Session, SessionId, TokenHash,
 };
 pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
+pub use event::bus::Silent;
 pub use event::use_cases::{EventPage, EventsError};
 pub use event::{ClientMutationId, Event, EventData, EventQuery, EventType, LogBounds, NewEvent};
 pub use ports::{
-    AccessTokens, Audit, Clock, Events, MemberDetails, MemberQuery, PasswordHasher, Ports,
-    ProjectQuery, Projects, SessionStore, Store, SystemClock, Tasks, Transaction, UserQuery, Users,
+    AccessTokens, Audit, Clock, EventBus, Events, MemberDetails, MemberQuery, PasswordHasher,
+    Ports, ProjectQuery, Projects, SessionStore, Store, SystemClock, Tasks, Transaction, UserQuery,
+    Users,
 };
 pub use project::policy::{Action, Denied, authorize};
 pub use project::use_cases::{

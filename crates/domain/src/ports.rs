@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 pub use crate::audit::port::Audit;
 pub use crate::auth::ports::{AccessTokens, PasswordHasher, SessionStore};
 use crate::error::PortError;
+pub use crate::event::bus::EventBus;
 pub use crate::event::port::Events;
 pub use crate::project::port::{
     InsertMemberError, MemberDetails, MemberQuery, ProjectQuery, Projects,
@@ -74,4 +75,5 @@ pub trait Ports: Send + Sync + 'static {
     type Hasher: PasswordHasher;
     type Tokens: AccessTokens;
     type Clock: Clock;
+    type Bus: EventBus;
 }

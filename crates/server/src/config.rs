@@ -70,6 +70,8 @@ pub struct Config {
     pub admin_emails: Vec<domain::Email>,
     /// How long a project's events are kept before they are pruned.
     pub event_retention: Duration,
+    /// Live delivery's limits and timings (`LIVE_*`, `WS_*`).
+    pub live: live::HubSettings,
 }
 
 /// Every environment variable the server reads (the Docker files are
@@ -93,6 +95,15 @@ pub const VARIABLES: &[&str] = &[
     "REQUEST_BODY_TIMEOUT",
     "ADMIN_EMAILS",
     "EVENT_RETENTION",
+    "LIVE_QUEUE",
+    "LIVE_MAX_SUBSCRIPTIONS",
+    "LIVE_MAX_CONNECTIONS_PER_USER",
+    "LIVE_POLL_INTERVAL",
+    "LIVE_SESSION_CHECK_INTERVAL",
+    "WS_PING_INTERVAL",
+    "WS_IDLE_TIMEOUT",
+    "WS_AUTH_TIMEOUT",
+    "WS_MAX_MESSAGE_BYTES",
 ];
 
 /// A configuration problem, as one line naming the variable.
@@ -271,6 +282,51 @@ impl Config {
                 "must be at least a minute",
             ));
         }
+        let count = |name: &'static str, default: usize, max: usize| match var(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ConfigError::new(name, format!("{raw:?} is not a number from 1 to {max}"))
+                }),
+        };
+        let positive = |name: &'static str, default: Duration| {
+            let value = duration(name, default)?;
+            if value.is_zero() {
+                return Err(ConfigError::new(name, "must be more than 0"));
+            }
+            Ok(value)
+        };
+        let defaults = live::HubSettings::default();
+        let live = live::HubSettings {
+            queue: count("LIVE_QUEUE", defaults.queue, 1_000_000)?,
+            max_subscriptions: count(
+                "LIVE_MAX_SUBSCRIPTIONS",
+                defaults.max_subscriptions,
+                100_000,
+            )?,
+            max_connections_per_user: count(
+                "LIVE_MAX_CONNECTIONS_PER_USER",
+                defaults.max_connections_per_user,
+                100_000,
+            )?,
+            poll_interval: positive("LIVE_POLL_INTERVAL", defaults.poll_interval)?,
+            session_check_interval: positive(
+                "LIVE_SESSION_CHECK_INTERVAL",
+                defaults.session_check_interval,
+            )?,
+            ping_interval: positive("WS_PING_INTERVAL", defaults.ping_interval)?,
+            idle_timeout: positive("WS_IDLE_TIMEOUT", defaults.idle_timeout)?,
+            auth_timeout: positive("WS_AUTH_TIMEOUT", defaults.auth_timeout)?,
+            max_message_bytes: count(
+                "WS_MAX_MESSAGE_BYTES",
+                defaults.max_message_bytes,
+                16 * 1024 * 1024,
+            )?,
+        };
         let admin_emails = var("ADMIN_EMAILS")
             .unwrap_or_default()
             .split(',')
@@ -300,6 +356,7 @@ impl Config {
             request_body_timeout,
             admin_emails,
             event_retention,
+            live,
         })
     }
 }

@@ -80,6 +80,7 @@ async fn seed(config: &Config) -> Result<(), String> {
         store,
         MemorySessionStore::default(),
         hasher,
+        crate::Bus::default(),
         config,
     );
     let now = OffsetDateTime::now_utc();

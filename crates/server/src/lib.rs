@@ -1,6 +1,7 @@
 //! TaskFlow's composition root: reads the configuration, picks the adapters,
 //! builds the HTTP server and runs it until a shutdown signal.
 
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod telemetry;
@@ -20,6 +21,7 @@ use adapters_postgres::{PgOptions, PgStore};
 use adapters_redis::RedisSessionStore;
 use domain::{PortError, Ports, SessionStore, Settings, Store, SystemClock, TaskFlow};
 
+pub use bus::Bus;
 pub use config::{AppEnv, Config, ConfigError, LogFormat};
 
 /// The issuer every access token names (`iss`).
@@ -36,6 +38,7 @@ impl<S: Store, SS: SessionStore> Ports for Adapters<S, SS> {
     type Hasher = Argon2Hasher;
     type Tokens = JwtTokens;
     type Clock = SystemClock;
+    type Bus = Bus;
 }
 
 /// The zero-setup server: everything in memory.
@@ -283,10 +286,11 @@ pub async fn production_hasher(config: &Config) -> Result<Argon2Hasher, StartupE
 
 /// The use cases on the given stores, with the configuration's tokens and
 /// session lifetime.
-pub fn taskflow<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
+pub fn taskflow<P: ServerPorts>(
     store: P::Store,
     sessions: P::Sessions,
     hasher: Argon2Hasher,
+    bus: Bus,
     config: &Config,
 ) -> TaskFlow<P> {
     let tokens = JwtTokens::new(
@@ -301,16 +305,40 @@ pub fn taskflow<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = Syst
         event_retention: time::Duration::try_from(config.event_retention)
             .unwrap_or(time::Duration::days(30)),
     };
-    TaskFlow::new(store, sessions, hasher, tokens, SystemClock, settings)
+    TaskFlow::new(store, sessions, hasher, tokens, SystemClock, bus, settings)
 }
 
-async fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
+/// The ports a server runs on: argon2, JWT, the system clock and the
+/// server's bus; the stores vary.
+pub trait ServerPorts:
+    Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock, Bus = Bus>
+{
+}
+
+impl<P> ServerPorts for P where
+    P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock, Bus = Bus>
+{
+}
+
+/// Live delivery's limits and timings from the configuration.
+pub fn hub_settings(config: &Config) -> live::HubSettings {
+    config.live.clone()
+}
+
+async fn serve<P: ServerPorts>(
     store: P::Store,
     sessions: P::Sessions,
     hasher: Argon2Hasher,
     config: &Config,
 ) -> Result<Application, StartupError> {
-    let app = taskflow::<P>(store, sessions, hasher, config);
+    let (inbox, signals) = api_http::live::Hub::<P>::inbox();
+    let app = taskflow::<P>(store, sessions, hasher, Bus::local(inbox), config);
+    let hub = api_http::live::Hub::<P>::start(
+        app.clone(),
+        api_http::live::Frames,
+        hub_settings(config),
+        signals,
+    );
     promote_admins(&app, config).await?;
     tokio::spawn(prune_events_periodically(app.clone()));
     let addr = SocketAddr::new(config.bind_addr, config.port);
@@ -319,12 +347,13 @@ async fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = Syste
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let app = web::Data::new(app);
+    let hub = web::Data::new(hub);
     let body_timeout = api_http::extract::BodyTimeout(config.request_body_timeout);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(api_http::request_context))
             .app_data(body_timeout)
-            .configure(api_http::configure(app.clone()))
+            .configure(api_http::configure(app.clone(), hub.clone()))
     })
     // Signals are handled in `main`, which logs them and stops gracefully.
     .disable_signals()

@@ -48,6 +48,7 @@ async fn promote(email: &str, yes: bool, config: &Config) -> Result<String, Stri
         store,
         MemorySessionStore::default(),
         hasher,
+        crate::Bus::default(),
         config,
     );
     match app.promote(email).await {

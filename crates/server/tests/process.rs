@@ -624,6 +624,7 @@ fn users_promote_makes_a_registered_user_a_system_admin() {
             store,
             MemorySessionStore::default(),
             hasher,
+            server::Bus::default(),
             &config,
         );
         app.register(domain::RegisterInput {

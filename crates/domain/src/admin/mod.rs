@@ -8,7 +8,7 @@ use crate::audit::AuditAction;
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::journal::Journal;
-use crate::ports::{Ports, SessionStore, Store, Transaction, UserQuery, Users};
+use crate::ports::{EventBus, Ports, SessionStore, Store, Transaction, UserQuery, Users};
 use crate::project::use_cases::check_limit;
 use crate::task::Page;
 use crate::text;
@@ -177,6 +177,7 @@ impl<P: Ports> TaskFlow<P> {
             // may have opened a session since (login checks again after
             // opening one, which covers logins that end later).
             self.sessions.revoke_all(user.id).await?;
+            self.bus.sessions_ended(user.id, None);
         }
         Ok(user)
     }

@@ -11,7 +11,7 @@ use crate::auth::{AccessClaims, IssuedAccessToken, Principal, RefreshToken, Sess
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::journal::Journal;
 use crate::ports::{
-    AccessTokens, Clock, InsertUserError, MemberDetails, PasswordHasher, Ports, Projects,
+    AccessTokens, Clock, EventBus, InsertUserError, MemberDetails, PasswordHasher, Ports, Projects,
     SessionStore, Store, Transaction, Users,
 };
 use crate::project::use_cases::insert_new_member;
@@ -183,8 +183,9 @@ impl<P: Ports> TaskFlow<P> {
             email: user.email.clone(),
             name: user.name.clone(),
         });
-        journal.write(&mut tx).await?;
+        let events = journal.write(&mut tx).await?;
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(user)
     }
 
@@ -277,7 +278,10 @@ impl<P: Ports> TaskFlow<P> {
 
     /// Ends the caller's session at once.
     pub async fn logout(&self, principal: Principal) -> Result<(), PortError> {
-        self.sessions.revoke(principal.session_id).await
+        self.sessions.revoke(principal.session_id).await?;
+        self.bus
+            .sessions_ended(principal.user_id, Some(principal.session_id));
+        Ok(())
     }
 
     /// The caller behind an access token: valid signature, not expired, and

@@ -5,6 +5,7 @@
 //! catch up from the log by `seq`; live delivery only makes that fast. Its
 //! port in [`port`], its use cases in [`use_cases`].
 
+pub mod bus;
 pub mod port;
 pub mod use_cases;
 

@@ -34,6 +34,13 @@ pub trait Events: Send {
         &mut self,
         project: ProjectId,
     ) -> impl Future<Output = Result<Option<LogBounds>, PortError>> + Send;
+    /// The head (last seq given) of each of `projects` that exists, in no
+    /// particular order: one read for every project an instance follows,
+    /// so its subscribers hear of events whose announcement was lost.
+    fn heads(
+        &mut self,
+        projects: &[ProjectId],
+    ) -> impl Future<Output = Result<Vec<(ProjectId, i64)>, PortError>> + Send;
     /// Removes every event older than `before`, of every project; answers
     /// how many. Safe to run from several instances at once. Events carry
     /// their instance's clock, so with clocks a little apart this may

@@ -117,6 +117,15 @@ impl<P: Ports> TaskFlow<P> {
         })
     }
 
+    /// The last seq of the project's log, for any member: where a live
+    /// subscription starts.
+    pub async fn log_head(&self, principal: Principal, id: ProjectId) -> Result<i64, EventsError> {
+        let mut conn = self.store.connection().await?;
+        read_authorized(&mut conn, id, principal.user_id, Action::ViewProject).await??;
+        let bounds = conn.log_bounds(id).await?.ok_or(EventsError::NotFound)?;
+        Ok(bounds.head)
+    }
+
     /// Removes the events older than the retention, of every project;
     /// answers how many. Run periodically; safe from several instances.
     pub async fn prune_events(&self) -> Result<u64, PortError> {

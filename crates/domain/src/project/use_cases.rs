@@ -11,8 +11,8 @@ use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::journal::Journal;
 use crate::ports::{
-    Clock, InsertMemberError, MemberDetails, MemberQuery, Ports, ProjectQuery, Projects, Store,
-    Tasks, Transaction, Users,
+    Clock, EventBus, InsertMemberError, MemberDetails, MemberQuery, Ports, ProjectQuery, Projects,
+    Store, Tasks, Transaction, Users,
 };
 use crate::project::policy::{Action, Denied, authorize};
 use crate::project::{Member, Project, ProjectDescription, ProjectId, ProjectName, ProjectRole};
@@ -221,8 +221,9 @@ impl<P: Ports> TaskFlow<P> {
         let mut journal = Journal::new(actor);
         journal.project_created(&project);
         journal.member_added(&member_details(&mut tx, owner).await?);
-        journal.write(&mut tx).await?;
+        let events = journal.write(&mut tx).await?;
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(ProjectView {
             project,
             role: ProjectRole::Owner,
@@ -324,11 +325,14 @@ impl<P: Ports> TaskFlow<P> {
         if patch.archived == Some(true) {
             archive_change(&mut journal, &mut project, true);
         }
-        if !journal.is_empty() {
+        let events = if journal.is_empty() {
+            Vec::new()
+        } else {
             self.save_project(&mut tx, &project).await?;
-            journal.write(&mut tx).await?;
-        }
+            journal.write(&mut tx).await?
+        };
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(ProjectView { project, role })
     }
 
@@ -362,11 +366,12 @@ impl<P: Ports> TaskFlow<P> {
         // row, which the deletion takes away (the events stay).
         let mut journal = Journal::new(actor);
         journal.project_deleted(&project);
-        journal.write(&mut tx).await?;
+        let events = journal.write(&mut tx).await?;
         if !tx.delete_project(id).await? {
             return Err(ProjectError::NotFound);
         }
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(())
     }
 
@@ -418,8 +423,9 @@ impl<P: Ports> TaskFlow<P> {
         }
         self.save_project(&mut tx, &project).await?;
         journal.project_updated(AuditAction::ProjectTransferred, &before, &project);
-        journal.write(&mut tx).await?;
+        let events = journal.write(&mut tx).await?;
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(ProjectView {
             project,
             role: ProjectRole::Admin,
@@ -496,8 +502,9 @@ impl<P: Ports> TaskFlow<P> {
         };
         let mut journal = Journal::new(actor);
         journal.member_added(&details);
-        journal.write(&mut tx).await?;
+        let events = journal.write(&mut tx).await?;
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(details)
     }
 
@@ -532,13 +539,15 @@ impl<P: Ports> TaskFlow<P> {
         let from = member.role;
         member.role = role;
         let details = member_details(&mut tx, member).await?;
+        let mut events = Vec::new();
         if from != role {
             tx.update_member_role(id, user, role).await?;
             let mut journal = Journal::new(actor);
             journal.member_role_changed(from, &details);
-            journal.write(&mut tx).await?;
+            events = journal.write(&mut tx).await?;
         }
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(details)
     }
 
@@ -587,8 +596,9 @@ impl<P: Ports> TaskFlow<P> {
         }
         tx.delete_member(id, user).await?;
         journal.member_removed(&member, leaving);
-        journal.write(&mut tx).await?;
+        let events = journal.write(&mut tx).await?;
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(())
     }
 

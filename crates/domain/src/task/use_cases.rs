@@ -8,7 +8,7 @@ use crate::app::TaskFlow;
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind, PortError, ValidationErrors};
 use crate::journal::Journal;
-use crate::ports::{Events, Ports, Projects, Store, Tasks, Transaction};
+use crate::ports::{EventBus, Events, Ports, Projects, Store, Tasks, Transaction};
 use crate::project::policy::{Action, Denied, authorize};
 use crate::project::use_cases::{ARCHIVED, lock_authorized, role_in};
 use crate::project::{Project, ProjectId};
@@ -108,8 +108,9 @@ impl<P: Ports> TaskFlow<P> {
         tx.insert_task(&task).await?;
         let mut journal = Journal::new(actor);
         journal.task_created(&task);
-        journal.write(&mut tx).await?;
+        let events = journal.write(&mut tx).await?;
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(task)
     }
 
@@ -237,17 +238,19 @@ impl<P: Ports> TaskFlow<P> {
                 current: before.version,
             });
         }
+        let mut events = Vec::new();
         if changed {
             if !tx.update_task(&task).await? {
                 return Err(TaskError::NotFound);
             }
             let mut journal = Journal::new(actor);
             journal.task_updated(&before, &task);
-            journal.write(&mut tx).await?;
+            events = journal.write(&mut tx).await?;
         }
         // Also when nothing changed: ends the transaction (and its locks)
         // now rather than by rollback.
         tx.commit().await?;
+        self.bus.committed(events);
         Ok(Some(task))
     }
 
@@ -292,8 +295,9 @@ impl<P: Ports> TaskFlow<P> {
             tx.delete_task(id).await?;
             let mut journal = Journal::new(actor);
             journal.task_deleted(&task);
-            journal.write(&mut tx).await?;
+            let events = journal.write(&mut tx).await?;
             tx.commit().await?;
+            self.bus.committed(events);
             return Ok(());
         }
         Err(PortError::unavailable("database", "the task kept moving between projects").into())

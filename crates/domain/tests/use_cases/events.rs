@@ -423,3 +423,52 @@ async fn a_stale_precondition_changes_nothing_and_records_nothing() {
         .expect("current version");
     assert_eq!(mine.version, 3);
 }
+
+/// After each commit the use case announces exactly the events it logged,
+/// numbered, so live subscribers hear of them at once; a change that
+/// changed nothing, or failed, announces nothing.
+#[tokio::test]
+async fn every_commit_announces_the_events_it_logged() {
+    let (flow, _clock) = taskflow();
+    let ada = signed_in(&flow, "ada@example.com").await;
+    let launch = project(&flow, ada, "Launch").await;
+    let task = create(&flow, ada, task_in(&launch, "Write")).await;
+    let patch = TaskPatch {
+        title: Some("Write it".to_owned()),
+        ..TaskPatch::default()
+    };
+    flow.update_task(ada, task.id, patch.clone())
+        .await
+        .expect("update");
+    flow.update_task(ada, task.id, patch)
+        .await
+        .expect("a no-op update");
+    let stale = flow
+        .delete_task_if(ada, task.id, &IfMatch::Versions(vec![1]))
+        .await;
+    assert!(stale.is_err(), "a stale delete changes nothing");
+    let logged = log(&flow, ada, &launch, 0).await;
+    let announced: Vec<_> = flow
+        .bus()
+        .take_events()
+        .into_iter()
+        .filter(|e| e.project_id == launch.id)
+        .collect();
+    assert_eq!(announced, logged);
+    assert_eq!(
+        kinds(&announced)[2..],
+        [(3, EventType::TaskCreated), (4, EventType::TaskUpdated)]
+    );
+}
+
+/// Logout announces the session's end; disabling a user, all of theirs.
+#[tokio::test]
+async fn ended_sessions_are_announced() {
+    let (flow, _clock) = taskflow();
+    let ada = signed_in(&flow, "ada@example.com").await;
+    flow.logout(ada).await.expect("logout");
+    assert_eq!(
+        flow.bus().take_sessions(),
+        [(ada.user_id, Some(ada.session_id))]
+    );
+}

@@ -72,6 +72,45 @@ impl Ports for TestPorts {
     type Hasher = Argon2Hasher;
     type Tokens = JwtTokens;
     type Clock = TestClock;
+    type Bus = Announced;
+}
+
+/// What the use cases announced: committed events, in order, and ended
+/// sessions.
+#[derive(Debug, Clone, Default)]
+pub struct Announced {
+    events: Arc<Mutex<Vec<domain::Event>>>,
+    sessions: Arc<Mutex<Vec<EndedSessions>>>,
+}
+
+/// A user, and their session that ended (`None`: all of them).
+pub type EndedSessions = (domain::UserId, Option<domain::SessionId>);
+
+impl Announced {
+    /// The events announced so far, taken.
+    pub fn take_events(&self) -> Vec<domain::Event> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn take_sessions(&self) -> Vec<EndedSessions> {
+        std::mem::take(&mut *self.sessions.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl domain::EventBus for Announced {
+    fn committed(&self, events: Vec<domain::Event>) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(events);
+    }
+
+    fn sessions_ended(&self, user: domain::UserId, session: Option<domain::SessionId>) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((user, session));
+    }
 }
 
 pub type Flow = TaskFlow<TestPorts>;
@@ -97,6 +136,7 @@ pub fn taskflow_with(settings: Settings) -> (Flow, TestClock) {
         Argon2Hasher::with_params(8, 1, 1).expect("valid argon2 parameters"),
         tokens(SECRET),
         clock.clone(),
+        Announced::default(),
         settings,
     );
     (flow, clock)
