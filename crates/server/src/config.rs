@@ -70,6 +70,9 @@ pub struct Config {
     pub admin_emails: Vec<domain::Email>,
     /// How long a project's events are kept before they are pruned.
     pub event_retention: Duration,
+    /// The browser origins allowed to use the API (`CORS_ORIGINS`,
+    /// comma-separated): CORS for REST and the WebSocket `Origin` check.
+    pub cors_origins: api_http::cors::Origins,
 }
 
 /// Every environment variable the server reads (the Docker files are
@@ -93,6 +96,7 @@ pub const VARIABLES: &[&str] = &[
     "REQUEST_BODY_TIMEOUT",
     "ADMIN_EMAILS",
     "EVENT_RETENTION",
+    "CORS_ORIGINS",
 ];
 
 /// A configuration problem, as one line naming the variable.
@@ -280,6 +284,9 @@ impl Config {
                     .map_err(|e| ConfigError::new("ADMIN_EMAILS", format!("{:?}: {e}", raw.trim())))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let cors_origins =
+            api_http::cors::Origins::parse_list(&var("CORS_ORIGINS").unwrap_or_default())
+                .map_err(|e| ConfigError::new("CORS_ORIGINS", e.to_string()))?;
         Ok(Self {
             port,
             bind_addr,
@@ -300,6 +307,7 @@ impl Config {
             request_body_timeout,
             admin_emails,
             event_retention,
+            cors_origins,
         })
     }
 }
@@ -435,6 +443,9 @@ mod tests {
             ("ADMIN_EMAILS", "ops@example.com,not-an-address"),
             ("EVENT_RETENTION", "30s"),
             ("EVENT_RETENTION", "forever"),
+            ("CORS_ORIGINS", "*"),
+            ("CORS_ORIGINS", "https://app.example.com,app.example.com"),
+            ("CORS_ORIGINS", "https://app.example.com/"),
         ] {
             let e = config(&[(var, value)]).expect_err(value);
             assert_eq!(e.var, var, "{value}");
@@ -466,5 +477,40 @@ mod tests {
         let emails: Vec<&str> = c.admin_emails.iter().map(|e| e.as_str()).collect();
         assert_eq!(emails, ["ops@example.com", "root@example.org"]);
         assert!(config(&[]).expect("valid").admin_emails.is_empty());
+    }
+
+    #[test]
+    fn cors_origins_are_a_normalised_list_and_unset_by_default() {
+        let c = config(&[(
+            "CORS_ORIGINS",
+            " https://App.example.com:443, ,http://localhost:5173 ",
+        )])
+        .expect("valid");
+        let origins: Vec<String> = c
+            .cors_origins
+            .listed()
+            .expect("set")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        assert_eq!(config(&[]).expect("valid").cors_origins.listed(), None);
+        assert_eq!(
+            config(&[("CORS_ORIGINS", " ")])
+                .expect("valid")
+                .cors_origins
+                .listed(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cors_wildcard_is_refused_with_a_reason() {
+        let e = config(&[("CORS_ORIGINS", "*")]).expect_err("wildcard");
+        assert_eq!(e.var, "CORS_ORIGINS");
+        assert!(e.to_string().contains("wildcard"), "{e}");
     }
 }

@@ -320,9 +320,14 @@ async fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = Syste
         .map_err(|source| StartupError::Bind { addr, source })?;
     let app = web::Data::new(app);
     let body_timeout = api_http::extract::BodyTimeout(config.request_body_timeout);
+    let origins = web::Data::new(config.cors_origins.clone());
     let server = HttpServer::new(move || {
         App::new()
+            // The last `wrap` is the outermost: the request context sees
+            // (and renders) what CORS answers, preflights included.
+            .wrap(api_http::cors::middleware(&origins))
             .wrap(from_fn(api_http::request_context))
+            .app_data(origins.clone())
             .app_data(body_timeout)
             .configure(api_http::configure(app.clone()))
     })
