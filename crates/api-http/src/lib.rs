@@ -5,6 +5,7 @@
 //! It depends on `domain` only, never on an adapter: the server picks the
 //! adapters and hands a `TaskFlow<P>` to [`configure`].
 
+pub mod cors;
 pub mod cursor;
 pub mod dto;
 pub mod envelope;

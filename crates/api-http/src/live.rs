@@ -13,6 +13,7 @@ use live::{CloseReason, Connection, Next, Render, SubscribeError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cors::Origins;
 use crate::dto::events::EventResponse;
 use crate::envelope::ErrorEnvelope;
 use crate::error::{ApiError, ErrorCode};
@@ -136,6 +137,16 @@ pub async fn socket<P: Ports>(
     body: web::Payload,
     hub: web::Data<Hub<P>>,
 ) -> Result<HttpResponse, ApiError> {
+    let origins = req
+        .app_data::<web::Data<Origins>>()
+        .map(|o| o.get_ref().clone())
+        .unwrap_or_default();
+    if !origins.allows_socket(&req) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "This page's origin may not open a socket (CORS_ORIGINS).",
+        ));
+    }
     let principal = match bearer_token(&req) {
         Some(token) => Some(hub.app().authenticate(&token).await?),
         None => None,

@@ -173,16 +173,27 @@ fn render_error(res: ServiceResponse<BoxBody>, request_id: &str) -> ServiceRespo
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let api = res
-        .response()
-        .error()
+    let error = res.response().error();
+    let api = error
         .and_then(|e| e.as_error::<ApiError>())
         .cloned()
+        .or_else(|| {
+            // A refused preflight: say why, or CORS is hard to debug.
+            let refused = error?.as_error::<actix_cors::CorsError>()?;
+            let message = format!("CORS preflight refused: {refused}.");
+            Some(ApiError::new(ErrorCode::for_status(status), message))
+        })
         .unwrap_or_else(|| ApiError::code(ErrorCode::for_status(status)));
     let mut rendered = api.render(status, request_id);
-    // What tells the client what to do next survives the re-rendering.
-    if let Some(allow) = res.headers().get(header::ALLOW) {
-        rendered.headers_mut().insert(header::ALLOW, allow.clone());
+    // What tells the client what to do next survives the re-rendering, and
+    // so do the CORS headers (without them a page could not read the error).
+    for (name, value) in res.headers() {
+        if name == header::ALLOW
+            || name == header::VARY
+            || name.as_str().starts_with("access-control-")
+        {
+            rendered.headers_mut().append(name.clone(), value.clone());
+        }
     }
     if res.response().head().connection_type() == ConnectionType::Close {
         rendered

@@ -72,6 +72,9 @@ pub struct Config {
     pub event_retention: Duration,
     /// Live delivery's limits and timings (`LIVE_*`, `WS_*`).
     pub live: live::HubSettings,
+    /// The browser origins allowed to use the API (`CORS_ORIGINS`,
+    /// comma-separated): CORS for REST and the WebSocket `Origin` check.
+    pub cors_origins: api_http::cors::Origins,
 }
 
 /// Every environment variable the server reads (the Docker files are
@@ -104,6 +107,7 @@ pub const VARIABLES: &[&str] = &[
     "WS_IDLE_TIMEOUT",
     "WS_AUTH_TIMEOUT",
     "WS_MAX_MESSAGE_BYTES",
+    "CORS_ORIGINS",
 ];
 
 /// A configuration problem, as one line naming the variable.
@@ -336,6 +340,9 @@ impl Config {
                     .map_err(|e| ConfigError::new("ADMIN_EMAILS", format!("{:?}: {e}", raw.trim())))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let cors_origins =
+            api_http::cors::Origins::parse_list(&var("CORS_ORIGINS").unwrap_or_default())
+                .map_err(|e| ConfigError::new("CORS_ORIGINS", e.to_string()))?;
         Ok(Self {
             port,
             bind_addr,
@@ -357,6 +364,7 @@ impl Config {
             admin_emails,
             event_retention,
             live,
+            cors_origins,
         })
     }
 }
@@ -492,6 +500,9 @@ mod tests {
             ("ADMIN_EMAILS", "ops@example.com,not-an-address"),
             ("EVENT_RETENTION", "30s"),
             ("EVENT_RETENTION", "forever"),
+            ("CORS_ORIGINS", "*"),
+            ("CORS_ORIGINS", "https://app.example.com,app.example.com"),
+            ("CORS_ORIGINS", "https://app.example.com/"),
         ] {
             let e = config(&[(var, value)]).expect_err(value);
             assert_eq!(e.var, var, "{value}");
@@ -523,5 +534,40 @@ mod tests {
         let emails: Vec<&str> = c.admin_emails.iter().map(|e| e.as_str()).collect();
         assert_eq!(emails, ["ops@example.com", "root@example.org"]);
         assert!(config(&[]).expect("valid").admin_emails.is_empty());
+    }
+
+    #[test]
+    fn cors_origins_are_a_normalised_list_and_unset_by_default() {
+        let c = config(&[(
+            "CORS_ORIGINS",
+            " https://App.example.com:443, ,http://localhost:5173 ",
+        )])
+        .expect("valid");
+        let origins: Vec<String> = c
+            .cors_origins
+            .listed()
+            .expect("set")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        assert_eq!(config(&[]).expect("valid").cors_origins.listed(), None);
+        assert_eq!(
+            config(&[("CORS_ORIGINS", " ")])
+                .expect("valid")
+                .cors_origins
+                .listed(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_cors_wildcard_is_refused_with_a_reason() {
+        let e = config(&[("CORS_ORIGINS", "*")]).expect_err("wildcard");
+        assert_eq!(e.var, "CORS_ORIGINS");
+        assert!(e.to_string().contains("wildcard"), "{e}");
     }
 }

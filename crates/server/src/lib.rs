@@ -349,9 +349,14 @@ async fn serve<P: ServerPorts>(
     let app = web::Data::new(app);
     let hub = web::Data::new(hub);
     let body_timeout = api_http::extract::BodyTimeout(config.request_body_timeout);
+    let origins = web::Data::new(config.cors_origins.clone());
     let server = HttpServer::new(move || {
         App::new()
+            // The last `wrap` is the outermost: the request context sees
+            // (and renders) what CORS answers, preflights included.
+            .wrap(api_http::cors::middleware(&origins))
             .wrap(from_fn(api_http::request_context))
+            .app_data(origins.clone())
             .app_data(body_timeout)
             .configure(api_http::configure(app.clone(), hub.clone()))
     })

@@ -20,6 +20,8 @@ mod audit;
 mod auth;
 #[path = "api/bola.rs"]
 mod bola;
+#[path = "api/cors.rs"]
+mod cors;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/events.rs"]
