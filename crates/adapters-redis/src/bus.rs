@@ -29,6 +29,9 @@
 //! can share a Redis during a rolling deploy. A change that older readers
 //! would misread (fields reordered, a meaning changed) takes a new version,
 //! which readers of another version skip with a warning.
+//!
+//! Pub/sub channels ignore the database number in the URL: the prefix is
+//! what keeps deployments (or test runs) sharing a Redis apart.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -325,8 +328,9 @@ impl Announcer {
 }
 
 /// The publishing task: takes what is queued, up to [`BATCH`] at a time,
-/// and publishes it in one pipeline. After a failure it drops what comes
-/// until the back-off has passed, then dials again.
+/// and publishes it in one pipeline. When a connection it has just dialed
+/// fails (or cannot be dialed), it drops what comes until the back-off has
+/// passed, then dials again.
 async fn publish(client: Client, channel: String, mut queue: mpsc::Receiver<Announcement>) {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -340,24 +344,26 @@ async fn publish(client: Client, channel: String, mut queue: mpsc::Receiver<Anno
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let count = batch.len() as u64;
-        let result = match &mut connection {
-            Some(connection) => send(connection, &channel, &batch).await,
-            None if retry_at.is_some_and(|at| Instant::now() < at) => Err(None),
+        let outcome = match &mut connection {
+            Some(open) => Outcome::of(send(open, &channel, &batch).await, false),
+            None if retry_at.is_some_and(|at| Instant::now() < at) => Outcome::BackingOff,
             None => match client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
             {
-                Ok(opened) => send(connection.insert(opened), &channel, &batch).await,
-                Err(e) => {
-                    retry_at = Some(Instant::now() + backoff);
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    Err(Some(e))
-                }
+                Ok(opened) => Outcome::of(
+                    send(connection.insert(opened), &channel, &batch).await,
+                    true,
+                ),
+                Err(error) => Outcome::Failed {
+                    error,
+                    dialed: true,
+                },
             },
         };
         batch.clear();
-        match result {
-            Ok(()) => {
+        match outcome {
+            Outcome::Sent => {
                 backoff = MIN_BACKOFF;
                 retry_at = None;
                 let dropped = failures.reset();
@@ -369,12 +375,18 @@ async fn publish(client: Client, channel: String, mut queue: mpsc::Receiver<Anno
                     );
                 }
             }
-            Err(error) => {
-                if let Some(error) = error {
+            Outcome::BackingOff | Outcome::Failed { .. } => {
+                if let Outcome::Failed { error, dialed } = outcome {
                     last_failure = error.to_string();
-                    // The connection cannot be trusted after a failure:
-                    // the next batch dials a new one.
+                    // The connection cannot be trusted after a failure.
                     connection = None;
+                    // One that served before may just have died while idle
+                    // (Redis restarted): the next batch dials at once. One
+                    // dialed for this batch failing means Redis is failing.
+                    if dialed {
+                        retry_at = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
                 }
                 if let Some(dropped) = failures.hit(count) {
                     tracing::warn!(
@@ -390,12 +402,34 @@ async fn publish(client: Client, channel: String, mut queue: mpsc::Receiver<Anno
     }
 }
 
+/// What became of a batch.
+enum Outcome {
+    Sent,
+    /// Not sent: a recent failure's back-off has not passed.
+    BackingOff,
+    /// `dialed`: on a connection opened for this batch (or while opening
+    /// it).
+    Failed {
+        error: RedisError,
+        dialed: bool,
+    },
+}
+
+impl Outcome {
+    fn of(result: Result<(), RedisError>, dialed: bool) -> Self {
+        match result {
+            Ok(()) => Self::Sent,
+            Err(error) => Self::Failed { error, dialed },
+        }
+    }
+}
+
 /// One pipeline of `PUBLISH`es, in order.
 async fn send(
     connection: &mut MultiplexedConnection,
     channel: &str,
     batch: &[Announcement],
-) -> Result<(), Option<RedisError>> {
+) -> Result<(), RedisError> {
     let mut pipe = redis::pipe();
     for announcement in batch {
         pipe.cmd("PUBLISH")
@@ -403,7 +437,7 @@ async fn send(
             .arg(announcement.encode())
             .ignore();
     }
-    pipe.query_async::<()>(connection).await.map_err(Some)
+    pipe.query_async::<()>(connection).await
 }
 
 /// Listens on `{prefix}announcements` over one dedicated pub/sub connection until the returned Listener is dropped (then its task stops and the connection closes). Reconnects with back-off (e.g. 100 ms doubling to 5 s) whenever the connection fails, and PINGs through the pub/sub connection every few seconds (e.g. 5 s, with a timeout) so a silently cut connection is noticed and replaced. `on` receives every announcement decoded (this instance's own included); malformed payloads are logged and skipped, never a panic. `status(true)` is called each time the subscription is (re)established, `status(false)` each time it is lost.
