@@ -86,6 +86,8 @@ const STARTUP_PAUSE: Duration = Duration::from_millis(750);
 pub struct Application {
     addr: SocketAddr,
     server: Server,
+    /// Hears the other instances' announcements while the server runs.
+    _listener: Option<adapters_redis::Listener>,
 }
 
 impl std::fmt::Debug for Application {
@@ -119,7 +121,8 @@ impl Application {
             (Some(database_url), Some(redis_url)) => {
                 let store = connect_database(database_url.expose(), config).await?;
                 let sessions = connect_redis(redis_url.expose(), config).await?;
-                serve::<ServicePorts>(store, sessions, hasher, config).await
+                let remote = Some(redis_url.expose());
+                serve::<ServicePorts>(store, sessions, hasher, remote, config).await
             }
             (None, None) => {
                 tracing::warn!(
@@ -129,6 +132,7 @@ impl Application {
                     MemoryStore::new(),
                     MemorySessionStore::default(),
                     hasher,
+                    None,
                     config,
                 )
                 .await
@@ -325,14 +329,42 @@ pub fn hub_settings(config: &Config) -> live::HubSettings {
     config.live.clone()
 }
 
+/// `redis_url`: where the instances announce their changes to each other
+/// (none for the in-memory server, the only instance of its data).
 async fn serve<P: ServerPorts>(
     store: P::Store,
     sessions: P::Sessions,
     hasher: Argon2Hasher,
+    redis_url: Option<&str>,
     config: &Config,
 ) -> Result<Application, StartupError> {
     let (inbox, signals) = api_http::live::Hub::<P>::inbox();
-    let app = taskflow::<P>(store, sessions, hasher, Bus::local(inbox), config);
+    let (bus, announcements) = match redis_url {
+        None => (Bus::new(inbox, None), None),
+        Some(url) => {
+            let prefix = &config.redis_key_prefix;
+            let announcer =
+                adapters_redis::Announcer::start(url, prefix).map_err(StartupError::Redis)?;
+            let hears = inbox.clone();
+            let listener = adapters_redis::listen(
+                url,
+                prefix,
+                move |announcement| hears.send(bus::signal(announcement)),
+                |up| {
+                    if up {
+                        tracing::info!("listening to the other instances' announcements");
+                    } else {
+                        tracing::warn!(
+                            "lost the announcements channel: live streams follow the log by polling until it is back"
+                        );
+                    }
+                },
+            )
+            .map_err(StartupError::Redis)?;
+            (Bus::new(inbox, Some(announcer)), Some(listener))
+        }
+    };
+    let app = taskflow::<P>(store, sessions, hasher, bus, config);
     let hub = api_http::live::Hub::<P>::start(
         app.clone(),
         api_http::live::Frames,
@@ -366,5 +398,9 @@ async fn serve<P: ServerPorts>(
     .listen(listener)
     .map_err(|source| StartupError::Bind { addr, source })?
     .run();
-    Ok(Application { addr, server })
+    Ok(Application {
+        addr,
+        server,
+        _listener: announcements,
+    })
 }

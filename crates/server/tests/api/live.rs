@@ -1,0 +1,326 @@
+//! Live delivery over the network: the WebSocket protocol at `/api/v1/ws`
+//! and Server-Sent Events at `/api/v1/projects/{id}/events/stream`.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{TestApp, id_of};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn ws_url(app: &TestApp) -> String {
+    format!("{}/api/v1/ws", app.address.replace("http://", "ws://"))
+}
+
+async fn connect(app: &TestApp, token: Option<&str>) -> Result<Socket, WsError> {
+    let mut request = ws_url(app).into_client_request().expect("a request");
+    if let Some(token) = token {
+        let value = format!("Bearer {token}").parse().expect("a header value");
+        request.headers_mut().insert("Authorization", value);
+    }
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// The next JSON message (pings are answered by the library), or the
+/// close code if the server closes.
+async fn recv(socket: &mut Socket) -> Result<Value, Option<u16>> {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s");
+        match next {
+            Some(Ok(Message::Text(text))) => {
+                return Ok(serde_json::from_str(&text).expect("JSON"));
+            }
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(None),
+        }
+    }
+}
+
+async fn message(socket: &mut Socket) -> Value {
+    recv(socket).await.expect("a message, not a close")
+}
+
+/// The next `n` events' (seq, type).
+async fn events(socket: &mut Socket, n: usize) -> Vec<(i64, String)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let m = message(socket).await;
+        assert_eq!(m["type"], "event", "an event, got {m} after {got:?}");
+        let e = &m["event"];
+        got.push((
+            e["seq"].as_i64().expect("seq"),
+            e["type"].as_str().expect("type").to_owned(),
+        ));
+    }
+    got
+}
+
+fn kinds(list: &[(i64, &str)]) -> Vec<(i64, String)> {
+    list.iter().map(|(s, k)| (*s, (*k).to_owned())).collect()
+}
+
+async fn subscribe(socket: &mut Socket, project: &str, since: Option<i64>) -> Value {
+    let mut m = json!({"type": "subscribe", "projectId": project});
+    if let Some(since) = since {
+        m["since"] = json!(since);
+    }
+    send(socket, m).await;
+    message(socket).await
+}
+
+#[tokio::test]
+async fn a_socket_replays_after_since_then_delivers_live_events_in_order() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let project = id_of(&app.create_project(&ada.access, "Live").await);
+    app.create_task(&ada.access, &json!({"title": "one", "projectId": project}))
+        .await;
+    let mut socket = connect(&app, Some(&ada.access)).await.expect("upgrade");
+    let subscribed = subscribe(&mut socket, &project, Some(1)).await;
+    assert_eq!(
+        subscribed,
+        json!({"type": "subscribed", "projectId": project, "headSeq": 3})
+    );
+    assert_eq!(
+        events(&mut socket, 2).await,
+        kinds(&[(2, "member.added"), (3, "task.created")])
+    );
+    let created = app
+        .authed(Method::POST, "/api/v1/tasks", &ada.access)
+        .header("X-Client-Mutation-Id", "mutation-7")
+        .json(&json!({"title": "two", "projectId": project}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let live = message(&mut socket).await;
+    assert_eq!(live["event"]["seq"], 4);
+    assert_eq!(live["event"]["type"], "task.created");
+    assert_eq!(live["event"]["clientMutationId"], "mutation-7");
+    assert_eq!(live["event"]["data"]["title"], "two");
+    send(&mut socket, json!({"type": "ping"})).await;
+    assert_eq!(message(&mut socket).await, json!({"type": "pong"}));
+    send(
+        &mut socket,
+        json!({"type": "unsubscribe", "projectId": project}),
+    )
+    .await;
+    assert_eq!(
+        message(&mut socket).await,
+        json!({"type": "unsubscribed", "projectId": project, "reason": "client"})
+    );
+    app.create_task(
+        &ada.access,
+        &json!({"title": "three", "projectId": project}),
+    )
+    .await;
+    send(&mut socket, json!({"type": "ping"})).await;
+    assert_eq!(
+        message(&mut socket).await,
+        json!({"type": "pong"}),
+        "nothing after unsubscribing"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_token_on_the_upgrade_is_a_401_envelope_not_a_socket() {
+    let app = TestApp::spawn().await;
+    match connect(&app, Some("not-a-token")).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            let body: Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("an envelope");
+            assert_eq!(body["error"]["code"], "UNAUTHENTICATED");
+        }
+        other => panic!("a 401, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_browser_authenticates_with_its_first_message_or_is_closed_with_4401() {
+    let app = TestApp::spawn_with(&[("WS_AUTH_TIMEOUT", "1s")]).await;
+    let ada = app.signup("ada@example.com").await;
+    let project = id_of(&app.create_project(&ada.access, "Live").await);
+    let mut socket = connect(&app, None).await.expect("upgrade");
+    send(&mut socket, json!({"type": "auth", "token": ada.access})).await;
+    let subscribed = subscribe(&mut socket, &project, None).await;
+    assert_eq!(subscribed["type"], "subscribed");
+    let mut silent = connect(&app, None).await.expect("upgrade");
+    assert_eq!(recv(&mut silent).await, Err(Some(4401)));
+    let mut wrong = connect(&app, None).await.expect("upgrade");
+    send(&mut wrong, json!({"type": "auth", "token": "forged"})).await;
+    assert_eq!(message(&mut wrong).await["code"], "UNAUTHENTICATED");
+    assert_eq!(recv(&mut wrong).await, Err(Some(4401)));
+}
+
+#[tokio::test]
+async fn a_non_member_gets_not_found_and_bad_messages_get_errors() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let eve = app.signup("eve@example.com").await;
+    let project = id_of(&app.create_project(&ada.access, "Private").await);
+    let mut socket = connect(&app, Some(&eve.access)).await.expect("upgrade");
+    let refused = subscribe(&mut socket, &project, None).await;
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["code"], "NOT_FOUND");
+    assert_eq!(refused["projectId"], project.as_str());
+    send(&mut socket, json!({"type": "dance"})).await;
+    assert_eq!(message(&mut socket).await["code"], "MALFORMED_REQUEST");
+    let inbox = app.inbox_id(&eve.access).await;
+    let ahead = subscribe(&mut socket, &inbox, Some(99)).await;
+    assert_eq!(ahead["code"], "VALIDATION_FAILED");
+}
+
+#[tokio::test]
+async fn a_removed_member_is_unsubscribed_with_the_removal() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let bob = app.signup("bob@example.com").await;
+    let project = id_of(&app.create_project(&ada.access, "Shared").await);
+    app.add_member(&ada.access, &project, &bob.user_id, "viewer")
+        .await;
+    let mut socket = connect(&app, Some(&bob.access)).await.expect("upgrade");
+    assert_eq!(subscribe(&mut socket, &project, None).await["headSeq"], 3);
+    let removed = app
+        .delete(
+            &format!("/api/v1/projects/{project}/members/{}", bob.user_id),
+            &ada.access,
+        )
+        .await;
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        events(&mut socket, 1).await,
+        kinds(&[(4, "member.removed")])
+    );
+    assert_eq!(
+        message(&mut socket).await,
+        json!({"type": "unsubscribed", "projectId": project, "reason": "removed"})
+    );
+}
+
+#[tokio::test]
+async fn logout_closes_the_socket_with_4401() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let mut socket = connect(&app, Some(&ada.access)).await.expect("upgrade");
+    let out = app
+        .authed(Method::POST, "/api/v1/auth/logout", &ada.access)
+        .send()
+        .await
+        .expect("logout");
+    assert!(out.status().is_success());
+    assert_eq!(recv(&mut socket).await, Err(Some(4401)));
+}
+
+#[tokio::test]
+async fn a_page_of_another_origin_may_not_open_a_socket() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let mut request = ws_url(&app).into_client_request().expect("request");
+    let headers = request.headers_mut();
+    headers.insert("Origin", "https://evil.example".parse().expect("value"));
+    let bearer = format!("Bearer {}", ada.access);
+    headers.insert("Authorization", bearer.parse().expect("value"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("a 403, got {other:?}"),
+    }
+}
+
+/// Reads an SSE response until `n` events (lines `id:`) have come; answers
+/// their ids and types.
+async fn sse_events(response: &mut reqwest::Response, n: usize) -> Vec<(i64, String)> {
+    let mut buffer = String::new();
+    let mut got = Vec::new();
+    while got.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+            .await
+            .expect("a chunk within 10 s")
+            .expect("the stream goes on")
+            .expect("not ended");
+        buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut id = None;
+            let mut kind = None;
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse::<i64>().ok();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = Some(v.to_owned());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    let data: Value = serde_json::from_str(v).expect("JSON data");
+                    if let Some(id) = id {
+                        assert_eq!(data["seq"], id, "data is the event");
+                    }
+                }
+            }
+            if let (Some(id), Some(kind)) = (id, kind) {
+                got.push((id, kind));
+            }
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn server_sent_events_resume_after_last_event_id_then_follow() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let project = id_of(&app.create_project(&ada.access, "Streamed").await);
+    app.create_task(&ada.access, &json!({"title": "one", "projectId": project}))
+        .await;
+    let path = format!("/api/v1/projects/{project}/events/stream?since=0");
+    let mut stream = app
+        .authed(Method::GET, &path, &ada.access)
+        .header("Last-Event-ID", "1")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(
+        stream.headers()["content-type"].to_str().expect("ascii"),
+        "text/event-stream"
+    );
+    assert_eq!(
+        sse_events(&mut stream, 2).await,
+        kinds(&[(2, "member.added"), (3, "task.created")]),
+        "Last-Event-ID wins over since"
+    );
+    app.create_task(&ada.access, &json!({"title": "two", "projectId": project}))
+        .await;
+    assert_eq!(
+        sse_events(&mut stream, 1).await,
+        kinds(&[(4, "task.created")])
+    );
+    let eve = app.signup("eve@example.com").await;
+    let refused = app.get(&path, &eve.access).await;
+    assert_eq!(refused.status(), StatusCode::NOT_FOUND);
+    let bad = app
+        .authed(Method::GET, &path, &ada.access)
+        .header("Last-Event-ID", "minus one")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
