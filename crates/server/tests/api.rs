@@ -50,3 +50,5 @@ mod tasks_list;
 mod text;
 #[path = "api/versions.rs"]
 mod versions;
+#[path = "support/ws.rs"]
+mod ws;

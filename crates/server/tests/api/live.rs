@@ -3,76 +3,13 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::helpers::{TestApp, id_of};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-fn ws_url(app: &TestApp) -> String {
-    format!("{}/api/v1/ws", app.address.replace("http://", "ws://"))
-}
-
-async fn connect(app: &TestApp, token: Option<&str>) -> Result<Socket, WsError> {
-    let mut request = ws_url(app).into_client_request().expect("a request");
-    if let Some(token) = token {
-        let value = format!("Bearer {token}").parse().expect("a header value");
-        request.headers_mut().insert("Authorization", value);
-    }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(socket, _)| socket)
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .expect("send");
-}
-
-/// The next JSON message (pings are answered by the library), or the
-/// close code if the server closes.
-async fn recv(socket: &mut Socket) -> Result<Value, Option<u16>> {
-    loop {
-        let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s");
-        match next {
-            Some(Ok(Message::Text(text))) => {
-                return Ok(serde_json::from_str(&text).expect("JSON"));
-            }
-            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Err(None),
-        }
-    }
-}
-
-async fn message(socket: &mut Socket) -> Value {
-    recv(socket).await.expect("a message, not a close")
-}
-
-/// The next `n` events' (seq, type).
-async fn events(socket: &mut Socket, n: usize) -> Vec<(i64, String)> {
-    let mut got = Vec::new();
-    while got.len() < n {
-        let m = message(socket).await;
-        assert_eq!(m["type"], "event", "an event, got {m} after {got:?}");
-        let e = &m["event"];
-        got.push((
-            e["seq"].as_i64().expect("seq"),
-            e["type"].as_str().expect("type").to_owned(),
-        ));
-    }
-    got
-}
+use crate::ws::{Socket, connect, events, message, recv, send, ws_url};
 
 fn kinds(list: &[(i64, &str)]) -> Vec<(i64, String)> {
     list.iter().map(|(s, k)| (*s, (*k).to_owned())).collect()
@@ -94,7 +31,9 @@ async fn a_socket_replays_after_since_then_delivers_live_events_in_order() {
     let project = id_of(&app.create_project(&ada.access, "Live").await);
     app.create_task(&ada.access, &json!({"title": "one", "projectId": project}))
         .await;
-    let mut socket = connect(&app, Some(&ada.access)).await.expect("upgrade");
+    let mut socket = connect(&app.address, Some(&ada.access))
+        .await
+        .expect("upgrade");
     let subscribed = subscribe(&mut socket, &project, Some(1)).await;
     assert_eq!(
         subscribed,
@@ -144,7 +83,7 @@ async fn a_socket_replays_after_since_then_delivers_live_events_in_order() {
 #[tokio::test]
 async fn a_bad_token_on_the_upgrade_is_a_401_envelope_not_a_socket() {
     let app = TestApp::spawn().await;
-    match connect(&app, Some("not-a-token")).await {
+    match connect(&app.address, Some("not-a-token")).await {
         Err(WsError::Http(response)) => {
             assert_eq!(response.status(), 401);
             let body: Value =
@@ -161,13 +100,13 @@ async fn a_browser_authenticates_with_its_first_message_or_is_closed_with_4401()
     let app = TestApp::spawn_with(&[("WS_AUTH_TIMEOUT", "1s")]).await;
     let ada = app.signup("ada@example.com").await;
     let project = id_of(&app.create_project(&ada.access, "Live").await);
-    let mut socket = connect(&app, None).await.expect("upgrade");
+    let mut socket = connect(&app.address, None).await.expect("upgrade");
     send(&mut socket, json!({"type": "auth", "token": ada.access})).await;
     let subscribed = subscribe(&mut socket, &project, None).await;
     assert_eq!(subscribed["type"], "subscribed");
-    let mut silent = connect(&app, None).await.expect("upgrade");
+    let mut silent = connect(&app.address, None).await.expect("upgrade");
     assert_eq!(recv(&mut silent).await, Err(Some(4401)));
-    let mut wrong = connect(&app, None).await.expect("upgrade");
+    let mut wrong = connect(&app.address, None).await.expect("upgrade");
     send(&mut wrong, json!({"type": "auth", "token": "forged"})).await;
     assert_eq!(message(&mut wrong).await["code"], "UNAUTHENTICATED");
     assert_eq!(recv(&mut wrong).await, Err(Some(4401)));
@@ -179,7 +118,9 @@ async fn a_non_member_gets_not_found_and_bad_messages_get_errors() {
     let ada = app.signup("ada@example.com").await;
     let eve = app.signup("eve@example.com").await;
     let project = id_of(&app.create_project(&ada.access, "Private").await);
-    let mut socket = connect(&app, Some(&eve.access)).await.expect("upgrade");
+    let mut socket = connect(&app.address, Some(&eve.access))
+        .await
+        .expect("upgrade");
     let refused = subscribe(&mut socket, &project, None).await;
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["code"], "NOT_FOUND");
@@ -199,7 +140,9 @@ async fn a_removed_member_is_unsubscribed_with_the_removal() {
     let project = id_of(&app.create_project(&ada.access, "Shared").await);
     app.add_member(&ada.access, &project, &bob.user_id, "viewer")
         .await;
-    let mut socket = connect(&app, Some(&bob.access)).await.expect("upgrade");
+    let mut socket = connect(&app.address, Some(&bob.access))
+        .await
+        .expect("upgrade");
     assert_eq!(subscribe(&mut socket, &project, None).await["headSeq"], 3);
     let removed = app
         .delete(
@@ -222,7 +165,9 @@ async fn a_removed_member_is_unsubscribed_with_the_removal() {
 async fn logout_closes_the_socket_with_4401() {
     let app = TestApp::spawn().await;
     let ada = app.signup("ada@example.com").await;
-    let mut socket = connect(&app, Some(&ada.access)).await.expect("upgrade");
+    let mut socket = connect(&app.address, Some(&ada.access))
+        .await
+        .expect("upgrade");
     let out = app
         .authed(Method::POST, "/api/v1/auth/logout", &ada.access)
         .send()
@@ -236,7 +181,7 @@ async fn logout_closes_the_socket_with_4401() {
 async fn a_page_of_another_origin_may_not_open_a_socket() {
     let app = TestApp::spawn().await;
     let ada = app.signup("ada@example.com").await;
-    let mut request = ws_url(&app).into_client_request().expect("request");
+    let mut request = ws_url(&app.address).into_client_request().expect("request");
     let headers = request.headers_mut();
     headers.insert("Origin", "https://evil.example".parse().expect("value"));
     let bearer = format!("Bearer {}", ada.access);
