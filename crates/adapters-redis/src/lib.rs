@@ -1,12 +1,16 @@
-//! Redis implementation of TaskFlow's [`domain::SessionStore`] port: a bb8
-//! pool of `bb8_redis` connections, atomic rotation and revocation in Lua.
+//! Redis implementations of TaskFlow's [`domain::SessionStore`] and
+//! [`domain::IdempotencyStore`] ports: each a bb8 pool of `bb8_redis`
+//! connections, its atomic steps in Lua (session rotation and revocation;
+//! claiming, completing and releasing an idempotency key).
 //!
 //! Every key lives under a configurable prefix (the server uses
 //! `"taskflow:"`), so one Redis can serve several deployments or test runs.
 //! Logs and errors name sessions by id, never by refresh-token hash.
 
 mod error;
+mod idempotency;
 mod pool;
 mod sessions;
 
+pub use idempotency::RedisIdempotencyStore;
 pub use sessions::RedisSessionStore;

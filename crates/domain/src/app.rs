@@ -34,6 +34,7 @@ impl Default for Settings {
 pub struct TaskFlow<P: Ports> {
     pub(crate) store: P::Store,
     pub(crate) sessions: P::Sessions,
+    pub(crate) idempotency: P::Idempotency,
     pub(crate) hasher: P::Hasher,
     pub(crate) tokens: P::Tokens,
     pub(crate) clock: P::Clock,
@@ -45,6 +46,7 @@ impl<P: Ports> Clone for TaskFlow<P> {
         Self {
             store: self.store.clone(),
             sessions: self.sessions.clone(),
+            idempotency: self.idempotency.clone(),
             hasher: self.hasher.clone(),
             tokens: self.tokens.clone(),
             clock: self.clock.clone(),
@@ -77,6 +79,7 @@ impl<P: Ports> TaskFlow<P> {
     pub fn new(
         store: P::Store,
         sessions: P::Sessions,
+        idempotency: P::Idempotency,
         hasher: P::Hasher,
         tokens: P::Tokens,
         clock: P::Clock,
@@ -85,6 +88,7 @@ impl<P: Ports> TaskFlow<P> {
         Self {
             store,
             sessions,
+            idempotency,
             hasher,
             tokens,
             clock,
@@ -98,6 +102,11 @@ impl<P: Ports> TaskFlow<P> {
 
     pub fn sessions(&self) -> &P::Sessions {
         &self.sessions
+    }
+
+    /// Where idempotency keys live (the HTTP layer's creates use it).
+    pub fn idempotency(&self) -> &P::Idempotency {
+        &self.idempotency
     }
 
     /// Asks every store whether it answers.

@@ -15,33 +15,41 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use adapters_auth::{Argon2Hasher, HashLimits, JwtTokens};
-use adapters_memory::{MemorySessionStore, MemoryStore};
+use adapters_memory::{MemoryIdempotencyStore, MemorySessionStore, MemoryStore};
 use adapters_postgres::{PgOptions, PgStore};
-use adapters_redis::RedisSessionStore;
-use domain::{PortError, Ports, SessionStore, Settings, Store, SystemClock, TaskFlow};
+use adapters_redis::{RedisIdempotencyStore, RedisSessionStore};
+use domain::{
+    IdempotencyStore, PortError, Ports, SessionStore, Settings, Store, SystemClock, TaskFlow,
+};
 
 pub use config::{AppEnv, Config, ConfigError, LogFormat};
 
 /// The issuer every access token names (`iss`).
 pub const TOKEN_ISSUER: &str = "taskflow";
 
-/// The adapters of one server: a store and a session store; passwords,
-/// tokens and time are always argon2, JWT and the system clock.
+/// The adapters of one server: a store, a session store and an idempotency
+/// store; passwords, tokens and time are always argon2, JWT and the system
+/// clock.
 #[derive(Debug)]
-pub struct Adapters<S, SS>(PhantomData<fn() -> (S, SS)>);
+pub struct Adapters<S, SS, I>(PhantomData<Named<S, SS, I>>);
 
-impl<S: Store, SS: SessionStore> Ports for Adapters<S, SS> {
+/// What [`Adapters`] names without holding (`fn`: it is `Send` and `Sync`
+/// whatever they are).
+type Named<S, SS, I> = fn() -> (S, SS, I);
+
+impl<S: Store, SS: SessionStore, I: IdempotencyStore> Ports for Adapters<S, SS, I> {
     type Store = S;
     type Sessions = SS;
+    type Idempotency = I;
     type Hasher = Argon2Hasher;
     type Tokens = JwtTokens;
     type Clock = SystemClock;
 }
 
 /// The zero-setup server: everything in memory.
-pub type MemoryPorts = Adapters<MemoryStore, MemorySessionStore>;
+pub type MemoryPorts = Adapters<MemoryStore, MemorySessionStore, MemoryIdempotencyStore>;
 /// The production server: PostgreSQL and Redis.
-pub type ServicePorts = Adapters<PgStore, RedisSessionStore>;
+pub type ServicePorts = Adapters<PgStore, RedisSessionStore, RedisIdempotencyStore>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -63,7 +71,7 @@ pub enum StartupError {
     },
     #[error("DATABASE_URL: migrations failed")]
     Migrations(#[source] PortError),
-    #[error("REDIS_URL: cannot set up the session store")]
+    #[error("REDIS_URL: cannot set up the session or idempotency store")]
     Redis(#[source] PortError),
     #[error("cannot set up the password hasher: {0}")]
     Hasher(String),
@@ -116,7 +124,13 @@ impl Application {
             (Some(database_url), Some(redis_url)) => {
                 let store = connect_database(database_url.expose(), config).await?;
                 let sessions = connect_redis(redis_url.expose(), config).await?;
-                serve::<ServicePorts>(store, sessions, hasher, config).await
+                let idempotency = RedisIdempotencyStore::connect(
+                    redis_url.expose(),
+                    config.redis_key_prefix.clone(),
+                    16,
+                )
+                .map_err(StartupError::Redis)?;
+                serve::<ServicePorts>(store, sessions, idempotency, hasher, config).await
             }
             (None, None) => {
                 tracing::warn!(
@@ -125,6 +139,7 @@ impl Application {
                 serve::<MemoryPorts>(
                     MemoryStore::new(),
                     MemorySessionStore::default(),
+                    MemoryIdempotencyStore::default(),
                     hasher,
                     config,
                 )
@@ -286,6 +301,7 @@ pub async fn production_hasher(config: &Config) -> Result<Argon2Hasher, StartupE
 pub fn taskflow<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
     store: P::Store,
     sessions: P::Sessions,
+    idempotency: P::Idempotency,
     hasher: Argon2Hasher,
     config: &Config,
 ) -> TaskFlow<P> {
@@ -301,16 +317,25 @@ pub fn taskflow<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = Syst
         event_retention: time::Duration::try_from(config.event_retention)
             .unwrap_or(time::Duration::days(30)),
     };
-    TaskFlow::new(store, sessions, hasher, tokens, SystemClock, settings)
+    TaskFlow::new(
+        store,
+        sessions,
+        idempotency,
+        hasher,
+        tokens,
+        SystemClock,
+        settings,
+    )
 }
 
 async fn serve<P: Ports<Hasher = Argon2Hasher, Tokens = JwtTokens, Clock = SystemClock>>(
     store: P::Store,
     sessions: P::Sessions,
+    idempotency: P::Idempotency,
     hasher: Argon2Hasher,
     config: &Config,
 ) -> Result<Application, StartupError> {
-    let app = taskflow::<P>(store, sessions, hasher, config);
+    let app = taskflow::<P>(store, sessions, idempotency, hasher, config);
     promote_admins(&app, config).await?;
     tokio::spawn(prune_events_periodically(app.clone()));
     let addr = SocketAddr::new(config.bind_addr, config.port);
