@@ -26,6 +26,8 @@ mod errors;
 mod events;
 #[path = "api/flow.rs"]
 mod flow;
+#[path = "api/idempotency.rs"]
+mod idempotency;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/ops.rs"]
