@@ -10,10 +10,13 @@
 //! so in commit order; a snapshot is a transaction that refuses to lock or
 //! write, reading what is committed at each read.
 //! One [`MemoryHandle`] type implements every port, as a connection or as
-//! a transaction.
+//! a transaction. [`MemorySessionStore`] and [`MemoryIdempotencyStore`]
+//! expire their entries by an injected clock.
 
+mod idempotency;
 mod sessions;
 mod store;
 
+pub use idempotency::MemoryIdempotencyStore;
 pub use sessions::MemorySessionStore;
 pub use store::{MemoryHandle, MemoryStore};

@@ -7,3 +7,9 @@ mod store {
 mod sessions {
     domain::session_store_contract!(async { adapters_memory::MemorySessionStore::default() });
 }
+
+mod idempotency {
+    domain::idempotency_store_contract!(async {
+        adapters_memory::MemoryIdempotencyStore::default()
+    });
+}

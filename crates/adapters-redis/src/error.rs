@@ -10,8 +10,9 @@ pub(crate) const WHAT: &str = "session store";
 
 /// `Unavailable` for what retrying later may cure (no connection, I/O
 /// failure, timeout, a server still loading or failing over); `Unexpected`
-/// for the rest (script errors, wrong types, unparsable replies).
-pub(crate) fn from_redis(error: RedisError) -> PortError {
+/// for the rest (script errors, wrong types, unparsable replies). `what`
+/// names the store.
+pub(crate) fn from_redis(what: &'static str, error: RedisError) -> PortError {
     let transient = error.is_io_error()
         || matches!(
             error.kind(),
@@ -24,20 +25,21 @@ pub(crate) fn from_redis(error: RedisError) -> PortError {
             )
         );
     if transient {
-        PortError::unavailable(WHAT, error)
+        PortError::unavailable(what, error)
     } else {
-        PortError::unexpected(WHAT, error)
+        PortError::unexpected(what, error)
     }
 }
 
 pub(crate) fn from_pool(
+    what: &'static str,
     error: bb8::RunError<RedisError>,
     waited: Duration,
     last: Option<RedisError>,
 ) -> PortError {
     match error {
-        bb8::RunError::User(e) => from_redis(e),
-        bb8::RunError::TimedOut => PortError::unavailable(WHAT, NoConnection { waited, last }),
+        bb8::RunError::User(e) => from_redis(what, e),
+        bb8::RunError::TimedOut => PortError::unavailable(what, NoConnection { waited, last }),
     }
 }
 

@@ -18,12 +18,143 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bb8::{ErrorSink, ManageConnection};
+use bb8::{ErrorSink, ManageConnection, Pool};
 use bb8_redis::RedisConnectionManager;
+use domain::PortError;
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, ScriptInvocation};
+
+use crate::error::{from_pool, from_redis};
+
+/// How long a request waits for a pooled connection (dialing included)
+/// before the store counts as unavailable.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A pool of connections to one Redis, for the store named `what` (in its
+/// errors and logs). Cloning is cheap: clones share the pool.
+#[derive(Clone)]
+pub(crate) struct Client {
+    pool: Pool<Manager>,
+    last_error: LastError,
+    what: &'static str,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("Client")
+            .field("max_size", &self.pool.config().max_size)
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A lazy pool on the Redis at `url`: see `RedisSessionStore::connect`.
+    pub(crate) fn connect(
+        url: &str,
+        pool_size: u32,
+        what: &'static str,
+    ) -> Result<Self, PortError> {
+        if pool_size == 0 {
+            return Err(PortError::unexpected(
+                what,
+                "the Redis pool size must be at least 1",
+            ));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(PortError::unexpected(
+                what,
+                "a Redis store must be connected within a Tokio runtime",
+            ));
+        }
+        let manager =
+            RedisConnectionManager::new(url).map_err(|e| PortError::unexpected(what, e))?;
+        let last_error = LastError::default();
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .connection_timeout(CONNECTION_TIMEOUT)
+            // Broken connections are dropped by `Manager::has_broken`
+            // instead: see above.
+            .test_on_check_out(false)
+            .error_sink(Box::new(LogErrors))
+            .build_unchecked(Manager::new(manager, last_error.clone()));
+        Ok(Self {
+            pool,
+            last_error,
+            what,
+        })
+    }
+
+    /// Sends one request on a pooled connection. An idempotent request that
+    /// meets a connection which died while idle is sent again on another
+    /// (bb8 drops the dead one), up to once per connection the pool can
+    /// hold, so requests succeed at once when Redis is back. A request that
+    /// must not run twice is sent with [`Retry::Never`].
+    pub(crate) async fn request<T: FromRedisValue>(
+        &self,
+        request: Request<'_>,
+        retry: Retry,
+    ) -> Result<T, PortError> {
+        let mut retries_left = match retry {
+            Retry::IfStale => self.pool.config().max_size,
+            Retry::Never => 0,
+        };
+        let since = Instant::now();
+        loop {
+            let mut conn = self.pool.get().await.map_err(|e| {
+                from_pool(
+                    self.what,
+                    e,
+                    CONNECTION_TIMEOUT,
+                    last_error(&self.last_error),
+                )
+            })?;
+            let result = match request {
+                Request::Command(cmd) => conn.query(cmd).await,
+                Request::Script(invocation) => conn.invoke(invocation).await,
+            };
+            match result {
+                Ok(value) => return Ok(value),
+                Err(e) if retries_left > 0 && conn.is_stale(&e, since) => {
+                    retries_left -= 1;
+                    tracing::debug!(error = %e, "{}: stale Redis connection, retrying", self.what);
+                }
+                Err(e) => return Err(from_redis(self.what, e)),
+            }
+        }
+    }
+
+    /// PING, expecting PONG.
+    pub(crate) async fn ping(&self) -> Result<(), PortError> {
+        let pong: String = self
+            .request(Request::Command(&redis::cmd("PING")), Retry::IfStale)
+            .await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(PortError::unexpected(
+                self.what,
+                "Redis answered PING oddly",
+            ))
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Request<'a> {
+    Command(&'a Cmd),
+    Script(&'a ScriptInvocation<'a>),
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Retry {
+    IfStale,
+    Never,
+}
 
 /// The last failure to open a connection, cleared by the next success: the
 /// cause reported when the pool times out waiting for a connection.
@@ -143,7 +274,7 @@ impl ErrorSink<RedisError> for LogErrors {
     fn sink(&self, error: RedisError) {
         // Debug, not warn: during an outage every request tries to dial, and
         // each failing request is reported by its caller anyway.
-        tracing::debug!(error = %error, "session store: connecting to Redis failed");
+        tracing::debug!(error = %error, "connecting to Redis failed");
     }
 
     fn boxed_clone(&self) -> Box<dyn ErrorSink<RedisError>> {

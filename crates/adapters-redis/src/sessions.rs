@@ -1,20 +1,13 @@
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use bb8::Pool;
-use bb8_redis::RedisConnectionManager;
 use domain::{PortError, Role, Session, SessionId, SessionStore, TokenHash, UserId};
-use redis::{Cmd, FromRedisValue, Script, ScriptInvocation};
+use redis::Script;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{WHAT, corrupt, from_pool, from_redis};
-use crate::pool::{LastError, LogErrors, Manager, last_error};
-
-/// How long a request waits for a pooled connection (dialing included)
-/// before the session store counts as unavailable.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::error::{WHAT, corrupt};
+use crate::pool::{Client, Request, Retry};
 
 /// Lua shared by the scripts below, prepended to them.
 ///
@@ -146,7 +139,7 @@ fn script(body: &str) -> Script {
 /// Cloning is cheap: clones share the connection pool.
 #[derive(Clone)]
 pub struct RedisSessionStore {
-    pool: Pool<Manager>,
+    client: Client,
     shared: Arc<Shared>,
 }
 
@@ -159,17 +152,13 @@ struct Shared {
     rotate: Script,
     revoke: Script,
     revoke_all: Script,
-    last_error: LastError,
 }
 
 impl fmt::Debug for RedisSessionStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.pool.state();
         f.debug_struct("RedisSessionStore")
             .field("key_prefix", &self.shared.prefix)
-            .field("max_size", &self.pool.config().max_size)
-            .field("connections", &state.connections)
-            .field("idle_connections", &state.idle_connections)
+            .field("client", &self.client)
             .finish()
     }
 }
@@ -190,32 +179,10 @@ impl RedisSessionStore {
         key_prefix: impl Into<String>,
         pool_size: u32,
     ) -> Result<Self, PortError> {
-        if pool_size == 0 {
-            return Err(PortError::unexpected(
-                WHAT,
-                "the Redis pool size must be at least 1",
-            ));
-        }
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(PortError::unexpected(
-                WHAT,
-                "RedisSessionStore::connect must be called within a Tokio runtime",
-            ));
-        }
-        let manager =
-            RedisConnectionManager::new(url).map_err(|e| PortError::unexpected(WHAT, e))?;
-        let last_error = LastError::default();
-        let pool = Pool::builder()
-            .max_size(pool_size)
-            .connection_timeout(CONNECTION_TIMEOUT)
-            // Broken connections are dropped by `Manager::has_broken`
-            // instead: see `pool`.
-            .test_on_check_out(false)
-            .error_sink(Box::new(LogErrors))
-            .build_unchecked(Manager::new(manager, last_error.clone()));
+        let client = Client::connect(url, pool_size, WHAT)?;
         let prefix = key_prefix.into();
         Ok(Self {
-            pool,
+            client,
             shared: Arc::new(Shared {
                 session_prefix: format!("{prefix}session:"),
                 refresh_prefix: format!("{prefix}refresh:"),
@@ -225,7 +192,6 @@ impl RedisSessionStore {
                 rotate: script(ROTATE),
                 revoke: script(REVOKE),
                 revoke_all: script(REVOKE_ALL),
-                last_error,
             }),
         })
     }
@@ -246,52 +212,6 @@ impl RedisSessionStore {
     fn user_sessions_key(&self, user: UserId) -> String {
         format!("{}{user}", self.shared.user_sessions_prefix)
     }
-
-    /// Sends one request on a pooled connection. An idempotent request that
-    /// meets a connection which died while idle is sent again on another
-    /// (bb8 drops the dead one), up to once per connection the pool can
-    /// hold, so requests succeed at once when Redis is back. `rotate` is
-    /// never retried: it must not run twice.
-    async fn request<T: FromRedisValue>(
-        &self,
-        request: Request<'_>,
-        retry: Retry,
-    ) -> Result<T, PortError> {
-        let mut retries_left = match retry {
-            Retry::IfStale => self.pool.config().max_size,
-            Retry::Never => 0,
-        };
-        let since = Instant::now();
-        loop {
-            let mut conn = self.pool.get().await.map_err(|e| {
-                from_pool(e, CONNECTION_TIMEOUT, last_error(&self.shared.last_error))
-            })?;
-            let result = match request {
-                Request::Command(cmd) => conn.query(cmd).await,
-                Request::Script(invocation) => conn.invoke(invocation).await,
-            };
-            match result {
-                Ok(value) => return Ok(value),
-                Err(e) if retries_left > 0 && conn.is_stale(&e, since) => {
-                    retries_left -= 1;
-                    tracing::debug!(error = %e, "session store: stale Redis connection, retrying");
-                }
-                Err(e) => return Err(from_redis(e)),
-            }
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Request<'a> {
-    Command(&'a Cmd),
-    Script(&'a ScriptInvocation<'a>),
-}
-
-#[derive(Clone, Copy)]
-enum Retry {
-    IfStale,
-    Never,
 }
 
 /// Unix microseconds (what is stored) and milliseconds (what Redis expires
@@ -325,7 +245,8 @@ impl SessionStore for RedisSessionStore {
             .arg(&session.refresh_hash.0)
             .arg(micros)
             .arg(millis);
-        self.request(Request::Script(&invocation), Retry::IfStale)
+        self.client
+            .request(Request::Script(&invocation), Retry::IfStale)
             .await
     }
 
@@ -335,8 +256,10 @@ impl SessionStore for RedisSessionStore {
             .arg("user_id")
             .arg("role")
             .arg("expires_at");
-        let fields: (Option<String>, Option<String>, Option<String>) =
-            self.request(Request::Command(&cmd), Retry::IfStale).await?;
+        let fields: (Option<String>, Option<String>, Option<String>) = self
+            .client
+            .request(Request::Command(&cmd), Retry::IfStale)
+            .await?;
         let (user_id, role, expires_at) = match fields {
             (None, None, None) => return Ok(None),
             (Some(user_id), Some(role), Some(expires_at)) => (user_id, role, expires_at),
@@ -373,6 +296,7 @@ impl SessionStore for RedisSessionStore {
             .arg(millis)
             .arg(&self.shared.user_sessions_prefix);
         let found: Option<(String, Option<String>, Option<String>)> = self
+            .client
             .request(Request::Script(&invocation), Retry::Never)
             .await?;
         let Some((id, user_id, role)) = found else {
@@ -405,7 +329,8 @@ impl SessionStore for RedisSessionStore {
             .arg(&self.shared.refresh_prefix)
             .arg(id.to_string())
             .arg(&self.shared.user_sessions_prefix);
-        self.request(Request::Script(&invocation), Retry::IfStale)
+        self.client
+            .request(Request::Script(&invocation), Retry::IfStale)
             .await
     }
 
@@ -415,18 +340,12 @@ impl SessionStore for RedisSessionStore {
             .arg(&self.shared.session_prefix)
             .arg(&self.shared.refresh_prefix)
             .arg(user.to_string());
-        self.request(Request::Script(&invocation), Retry::IfStale)
+        self.client
+            .request(Request::Script(&invocation), Retry::IfStale)
             .await
     }
 
     async fn ping(&self) -> Result<(), PortError> {
-        let pong: String = self
-            .request(Request::Command(&redis::cmd("PING")), Retry::IfStale)
-            .await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(PortError::unexpected(WHAT, "Redis answered PING oddly"))
-        }
+        self.client.ping().await
     }
 }

@@ -7,7 +7,7 @@ use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Responder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ErrorCode;
@@ -162,6 +162,49 @@ impl<T: Serialize> Responder for Reply<T> {
             response.headers_mut().insert(header::ETAG, etag);
         }
         response
+    }
+}
+
+/// What a create's response is made of (status, `Location`, `ETag`,
+/// `data`), as an idempotency key keeps it; the envelope's `meta` is each
+/// response's own, so it is not kept.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct KeptReply {
+    status: u16,
+    location: Option<String>,
+    etag: Option<i64>,
+    data: serde_json::Value,
+}
+
+impl<T: Serialize> Reply<T> {
+    /// Whether this is a success (2xx).
+    pub(crate) fn is_success(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// This reply, to keep and answer again later.
+    pub(crate) fn to_kept(&self) -> Result<KeptReply, serde_json::Error> {
+        Ok(KeptReply {
+            status: self.status.as_u16(),
+            location: self.location.clone(),
+            etag: self.etag,
+            data: serde_json::to_value(&self.data)?,
+        })
+    }
+}
+
+impl KeptReply {
+    /// The reply again, to be sent with the request's own `meta`; `None`
+    /// for a status that is not one.
+    pub(crate) fn into_reply(self) -> Option<Reply<serde_json::Value>> {
+        Some(Reply {
+            status: StatusCode::from_u16(self.status).ok()?,
+            data: self.data,
+            pagination: None,
+            head_seq: None,
+            location: self.location,
+            etag: self.etag,
+        })
     }
 }
 

@@ -29,6 +29,7 @@ pub enum ErrorCode {
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    IdempotencyKeyReused,
     RateLimited,
     Internal,
     ServiceUnavailable,
@@ -48,7 +49,7 @@ impl ErrorCode {
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::ValidationFailed | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -94,6 +95,9 @@ impl ErrorCode {
                 "The request body must be JSON (Content-Type: application/json)."
             }
             Self::ValidationFailed => "The request is invalid.",
+            Self::IdempotencyKeyReused => {
+                "This Idempotency-Key was used with another request body."
+            }
             Self::RateLimited => "Too many requests.",
             Self::Internal => "An internal error occurred.",
             Self::ServiceUnavailable => "The service is temporarily unavailable.",
@@ -391,6 +395,8 @@ mod tests {
         assert!(!api.message.contains("SELECT"));
     }
 
+    /// Codes that share their status with another are left out: a bare
+    /// 401 is `UNAUTHENTICATED`, a bare 422 `VALIDATION_FAILED`.
     #[test]
     fn every_code_maps_back_from_its_status() {
         for code in [

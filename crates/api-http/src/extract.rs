@@ -55,6 +55,7 @@ where
             _ => false,
         };
         let bytes = web::Bytes::from_request(req, payload);
+        let req = req.clone();
         let BodyTimeout(timeout) = req
             .app_data::<BodyTimeout>()
             .copied()
@@ -75,12 +76,19 @@ where
                     ApiError::malformed("The request body could not be read.")
                 }
             })?;
+            // The body as sent, for an idempotency key's fingerprint.
+            req.extensions_mut().insert(RawBody(bytes.clone()));
             let value = parse_json::<T>(&bytes)?;
             value.validate().map_err(ApiError::from_report)?;
             Ok(Body(value))
         })
     }
 }
+
+/// The bytes of a request body read by [`Body`], left in the request's
+/// extensions.
+#[derive(Debug, Clone)]
+pub struct RawBody(pub web::Bytes);
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Well-formedness first, as a whole (trailing characters included): a

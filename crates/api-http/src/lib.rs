@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod idempotency;
 pub mod live;
 pub mod middleware;
 pub mod openapi;

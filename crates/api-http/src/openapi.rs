@@ -55,6 +55,12 @@ Rather than polling the log, follow it live, over a WebSocket (`GET /api/v1/ws`)
 WebSocket messages are JSON text. The client sends `{"type":"subscribe","projectId":"…","since":N}` (`since` optional: live from now), `{"type":"unsubscribe","projectId":"…"}` and `{"type":"ping"}` (and, without a bearer token on the upgrade, first `{"type":"auth","token":"…"}`). The server sends `{"type":"subscribed","projectId","headSeq"}` (first: the log's head at subscribe time; then the events after `since` up to there, then live ones), `{"type":"event","event":{…}}` (the event as `GET /api/v1/projects/{id}/events` renders it), `{"type":"unsubscribed","projectId","reason"}` (`client`, `removed` when the caller stops being a member, `deleted`), `{"type":"resync","projectId","headSeq"}` (`since` is older than the retention: reload the state; events after `headSeq` follow), `{"type":"error","code","message","projectId"}` (the envelope's codes: a project the caller is not a member of is `NOT_FOUND`) and `{"type":"pong"}`.
 The server pings every 20 s and closes a peer silent for 60 s. Messages over 64 KiB close the socket (1009); at most 100 subscriptions per connection and 20 connections per user on an instance. Close codes: 4401 (not authenticated in time, logout, disabled account, ended session), 4008 (the client fell 1 000 events behind: reconnect with `since`, nothing is lost), 1011 (the server could not read the log: reconnect with `since`), 1013 (too many connections).
 
+## Retrying creates
+
+`POST /api/v1/tasks`, `POST /api/v1/projects` and `POST /api/v1/projects/{id}/members` take an `Idempotency-Key` header (1–255 visible ASCII characters, e.g. a UUID; anything else is 400 `MALFORMED_REQUEST`).
+A key is the caller's own and belongs to the method and path it was sent with. A retry with the same key and the same body (whitespace and key order aside) within 24 hours gets the first response again: its status, `Location`, `ETag` and `data`, with its own `meta.requestId` and `Idempotent-Replayed: true`; nothing is changed twice and no second event is appended.
+The same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`. A retry sent while the first request is still running waits for it (up to 10 s, then 409 `CONFLICT` with `Retry-After`: retry). Only successes are kept: after a failure (4xx or 5xx) the key can be used again.
+
 ## Error codes
 
 | code | status | when |
@@ -66,12 +72,13 @@ The server pings every 20 s and closes a peer silent for 60 s. Messages over 64 
 | `FORBIDDEN` | 403 | authenticated but not allowed: a role too low in the project, not a system admin, a disabled account at login |
 | `NOT_FOUND` | 404 | no such resource (also one in a project the caller is not a member of) or route |
 | `METHOD_NOT_ALLOWED` | 405 | the route exists, the method does not (see `Allow`) |
-| `CONFLICT` | 409 | at odds with the current state: e-mail already registered, already a member, an archived project, an Inbox rule, the owner leaving |
+| `CONFLICT` | 409 | at odds with the current state: e-mail already registered, already a member, an archived project, an Inbox rule, the owner leaving; a request with the same `Idempotency-Key` still in progress after 10 s (retry) |
 | `RESYNC_REQUIRED` | 410 | the events after `since` are no longer kept (older than the retention): reload the project's state, then follow from its `headSeq` |
 | `PRECONDITION_FAILED` | 412 | `If-Match` names a version the task or project has moved past; nothing changed; `details.currentVersion` is its version now |
 | `PAYLOAD_TOO_LARGE` | 413 | body over 64 KiB |
 | `UNSUPPORTED_MEDIA_TYPE` | 415 | body is not `application/json` |
 | `VALIDATION_FAILED` | 422 | well-formed but invalid; `details` maps each field to its messages; unknown fields are rejected |
+| `IDEMPOTENCY_KEY_REUSED` | 422 | the `Idempotency-Key` was used on this route with another body (within 24 hours) |
 | `RATE_LIMITED` | 429 | too many requests |
 | `INTERNAL` | 500 | a bug; nothing internal is disclosed, quote the request id |
 | `SERVICE_UNAVAILABLE` | 503 | a store does not answer, or the server is shedding load (too many logins or registrations at once: then `Retry-After` says how many seconds to wait); retry later |

@@ -34,6 +34,7 @@ impl Default for Settings {
 pub struct TaskFlow<P: Ports> {
     pub(crate) store: P::Store,
     pub(crate) sessions: P::Sessions,
+    pub(crate) idempotency: P::Idempotency,
     pub(crate) hasher: P::Hasher,
     pub(crate) tokens: P::Tokens,
     pub(crate) clock: P::Clock,
@@ -46,6 +47,7 @@ impl<P: Ports> Clone for TaskFlow<P> {
         Self {
             store: self.store.clone(),
             sessions: self.sessions.clone(),
+            idempotency: self.idempotency.clone(),
             hasher: self.hasher.clone(),
             tokens: self.tokens.clone(),
             clock: self.clock.clone(),
@@ -76,9 +78,14 @@ impl Health {
 }
 
 impl<P: Ports> TaskFlow<P> {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per port, in the order `Ports` names them"
+    )]
     pub fn new(
         store: P::Store,
         sessions: P::Sessions,
+        idempotency: P::Idempotency,
         hasher: P::Hasher,
         tokens: P::Tokens,
         clock: P::Clock,
@@ -88,6 +95,7 @@ impl<P: Ports> TaskFlow<P> {
         Self {
             store,
             sessions,
+            idempotency,
             hasher,
             tokens,
             clock,
@@ -111,6 +119,11 @@ impl<P: Ports> TaskFlow<P> {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Where idempotency keys live (the HTTP layer's creates use it).
+    pub fn idempotency(&self) -> &P::Idempotency {
+        &self.idempotency
     }
 
     /// Asks every store whether it answers.

@@ -5,7 +5,8 @@
 //! Each check is an async function taking a fresh adapter handle. An adapter
 //! crate instantiates them all with [`store_contract!`] (given a future of
 //! `(store, guard)`, the guard kept alive for the test) or
-//! [`session_store_contract!`] (given a future of the session store), one
+//! [`session_store_contract!`] (given a future of the session store) or
+//! [`idempotency_store_contract!`] (likewise), one
 //! `#[tokio::test]` each. Checks create their own users (random e-mails),
 //! projects and tasks, and look only at those, so they may share one
 //! database.
@@ -132,6 +133,41 @@ macro_rules! session_store_contract {
             async fn $name() {
                 let sessions = $make.await;
                 $crate::contract::sessions::$name(sessions).await;
+            }
+        )*
+    };
+}
+
+/// The idempotency-store checks; `$make` gives a fresh store. The checks
+/// of leases and retention wait for them to lapse (a few hundred ms).
+#[macro_export]
+macro_rules! idempotency_store_contract {
+    ($make:expr) => {
+        $crate::idempotency_store_contract!(@tests $make;
+            a_key_is_claimed_once_and_its_body_is_checked, a_completed_key_replays_its_response,
+            a_released_key_can_be_claimed_again, release_and_complete_need_the_lease,
+            keys_are_scoped_to_the_user_the_operation_and_the_key,
+            concurrent_claims_acquire_once, responses_round_trip_byte_for_byte);
+        $crate::idempotency_store_contract!(@paused $make;
+            a_lapsed_lease_is_taken_over, a_lapsed_lease_with_no_taker_still_completes,
+            a_completed_response_expires_after_its_retention);
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make.await;
+                $crate::contract::idempotency::$name(store).await;
+            }
+        )*
+    };
+    (@paused $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make.await;
+                let pause: $crate::contract::Pause = |d| Box::pin(tokio::time::sleep(d));
+                $crate::contract::idempotency::$name(store, pause).await;
             }
         )*
     };
@@ -3113,5 +3149,311 @@ pub mod sessions {
 
     pub async fn ping_answers<S: SessionStore>(sessions: S) {
         sessions.ping().await.expect("ping");
+    }
+}
+
+pub mod idempotency {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken};
+
+    /// What a request holds a key for: far longer than any check takes.
+    const LEASE: Duration = Duration::from_secs(60);
+    const RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+    /// A lease or retention that lapses during a check, and a pause that
+    /// outlasts it (Redis expires keys to the millisecond, lazily on
+    /// access).
+    const SHORT: Duration = Duration::from_millis(200);
+    const PAST_SHORT: Duration = Duration::from_millis(500);
+
+    fn new_key() -> IdempotencyKey {
+        IdempotencyKey {
+            user: UserId::generate(),
+            operation: "POST /api/v1/tasks".to_owned(),
+            key: format!("key-{}", uuid::Uuid::now_v7().simple()),
+        }
+    }
+
+    fn fingerprint(label: &str) -> Fingerprint {
+        Fingerprint(format!("{label}-fingerprint"))
+    }
+
+    async fn acquire<I: IdempotencyStore>(
+        store: &I,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        lease: Duration,
+    ) -> LeaseToken {
+        match store.claim(key, fingerprint, lease).await.expect("claim") {
+            Claim::Acquired(token) => token,
+            other => panic!("expected to acquire {key:?}, got {other:?}"),
+        }
+    }
+
+    async fn claim<I: IdempotencyStore>(
+        store: &I,
+        key: &IdempotencyKey,
+        fp: &Fingerprint,
+    ) -> Claim {
+        store.claim(key, fp, LEASE).await.expect("claim")
+    }
+
+    /// The first claim acquires the key; while it is held, the same body
+    /// is in flight and another body a mismatch.
+    pub async fn a_key_is_claimed_once_and_its_body_is_checked<I: IdempotencyStore>(store: I) {
+        let key = new_key();
+        acquire(&store, &key, &fingerprint("a"), LEASE).await;
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::InFlight
+        );
+        assert_eq!(
+            claim(&store, &key, &fingerprint("b")).await,
+            Claim::Mismatch
+        );
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::InFlight
+        );
+    }
+
+    /// A completed key answers its response to the same body, a mismatch
+    /// to another, as long as it is kept; completing it again with the
+    /// same lease (a repeated call) keeps the latest.
+    pub async fn a_completed_key_replays_its_response<I: IdempotencyStore>(store: I) {
+        let key = new_key();
+        let token = acquire(&store, &key, &fingerprint("a"), LEASE).await;
+        let stored = store
+            .complete(
+                &key,
+                &fingerprint("a"),
+                &token,
+                b"first response",
+                RETENTION,
+            )
+            .await
+            .expect("complete");
+        assert!(stored, "the holder completes its key");
+        for _ in 0..2 {
+            assert_eq!(
+                claim(&store, &key, &fingerprint("a")).await,
+                Claim::Completed(b"first response".to_vec())
+            );
+        }
+        assert_eq!(
+            claim(&store, &key, &fingerprint("b")).await,
+            Claim::Mismatch
+        );
+        store
+            .release(&key, &token)
+            .await
+            .expect("releasing a completed key");
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::Completed(b"first response".to_vec()),
+            "a completed key is not released"
+        );
+    }
+
+    /// A released key is forgotten: the next claim acquires it, whatever
+    /// its body, with a lease of its own.
+    pub async fn a_released_key_can_be_claimed_again<I: IdempotencyStore>(store: I) {
+        let key = new_key();
+        let first = acquire(&store, &key, &fingerprint("a"), LEASE).await;
+        store.release(&key, &first).await.expect("release");
+        let second = acquire(&store, &key, &fingerprint("b"), LEASE).await;
+        assert_ne!(first, second, "every claim has its own lease");
+        assert_eq!(
+            claim(&store, &key, &fingerprint("b")).await,
+            Claim::InFlight
+        );
+        store.release(&key, &second).await.expect("release");
+        store
+            .release(&key, &second)
+            .await
+            .expect("releasing twice is fine");
+        store
+            .release(&new_key(), &LeaseToken::generate())
+            .await
+            .expect("releasing an unknown key is fine");
+    }
+
+    /// Only the holder's lease releases or completes a held key.
+    pub async fn release_and_complete_need_the_lease<I: IdempotencyStore>(store: I) {
+        let key = new_key();
+        acquire(&store, &key, &fingerprint("a"), LEASE).await;
+        assert_powerless(&store, &key, &fingerprint("a"), &LeaseToken::generate()).await;
+    }
+
+    /// `token`, not the lease of the request holding `key` for
+    /// `fingerprint`, neither releases nor completes it.
+    async fn assert_powerless<I: IdempotencyStore>(
+        store: &I,
+        key: &IdempotencyKey,
+        fingerprint: &Fingerprint,
+        token: &LeaseToken,
+    ) {
+        store.release(key, token).await.expect("release");
+        assert_eq!(
+            claim(store, key, fingerprint).await,
+            Claim::InFlight,
+            "another lease does not release the key"
+        );
+        let stored = store
+            .complete(key, fingerprint, token, b"stolen", RETENTION)
+            .await
+            .expect("complete");
+        assert!(!stored, "another lease does not complete the key");
+        assert_eq!(claim(store, key, fingerprint).await, Claim::InFlight);
+    }
+
+    /// One key string under another user or another operation is another
+    /// key.
+    pub async fn keys_are_scoped_to_the_user_the_operation_and_the_key<I: IdempotencyStore>(
+        store: I,
+    ) {
+        let key = new_key();
+        let token = acquire(&store, &key, &fingerprint("a"), LEASE).await;
+        store
+            .complete(&key, &fingerprint("a"), &token, b"done", RETENTION)
+            .await
+            .expect("complete");
+        let other_user = IdempotencyKey {
+            user: UserId::generate(),
+            ..key.clone()
+        };
+        let other_operation = IdempotencyKey {
+            operation: "POST /api/v1/projects".to_owned(),
+            ..key.clone()
+        };
+        let other_key = IdempotencyKey {
+            key: format!("{}-2", key.key),
+            ..key.clone()
+        };
+        for other in [&other_user, &other_operation, &other_key] {
+            acquire(&store, other, &fingerprint("b"), LEASE).await;
+        }
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::Completed(b"done".to_vec())
+        );
+    }
+
+    /// Claims of one key at once: exactly one acquires it, the others see
+    /// it in flight.
+    pub async fn concurrent_claims_acquire_once<I: IdempotencyStore>(store: I) {
+        let key = new_key();
+        let claims = (0..8).map(|_| {
+            let store = store.clone();
+            let key = key.clone();
+            async move { claim(&store, &key, &fingerprint("a")).await }
+        });
+        let claims = join_all(claims.collect()).await;
+        let acquired = claims
+            .iter()
+            .filter(|c| matches!(c, Claim::Acquired(_)))
+            .count();
+        assert_eq!(acquired, 1, "{claims:?}");
+        assert!(
+            claims
+                .iter()
+                .all(|c| matches!(c, Claim::Acquired(_) | Claim::InFlight)),
+            "{claims:?}"
+        );
+    }
+
+    /// A response is kept as given: every byte value, 64 KiB of them.
+    pub async fn responses_round_trip_byte_for_byte<I: IdempotencyStore>(store: I) {
+        let response: Vec<u8> = (0..64 * 1024).map(|i| (i % 256) as u8).collect();
+        let key = new_key();
+        let token = acquire(&store, &key, &fingerprint("a"), LEASE).await;
+        store
+            .complete(&key, &fingerprint("a"), &token, &response, RETENTION)
+            .await
+            .expect("complete");
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::Completed(response)
+        );
+        let empty = new_key();
+        let token = acquire(&store, &empty, &fingerprint("a"), LEASE).await;
+        store
+            .complete(&empty, &fingerprint("a"), &token, b"", RETENTION)
+            .await
+            .expect("complete");
+        assert_eq!(
+            claim(&store, &empty, &fingerprint("a")).await,
+            Claim::Completed(Vec::new()),
+            "an empty response is a response"
+        );
+    }
+
+    /// A holder that died holds the key only until its lease lapses: then
+    /// the next claim takes it over, with any body, and the old lease
+    /// neither releases nor completes it any more.
+    pub async fn a_lapsed_lease_is_taken_over<I: IdempotencyStore>(store: I, pause: Pause) {
+        let key = new_key();
+        let old = acquire(&store, &key, &fingerprint("a"), SHORT).await;
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::InFlight
+        );
+        pause(PAST_SHORT).await;
+        let new = acquire(&store, &key, &fingerprint("b"), LEASE).await;
+        assert_powerless(&store, &key, &fingerprint("b"), &old).await;
+        let stored = store
+            .complete(&key, &fingerprint("b"), &new, b"new", RETENTION)
+            .await
+            .expect("complete");
+        assert!(stored);
+        assert_eq!(
+            claim(&store, &key, &fingerprint("b")).await,
+            Claim::Completed(b"new".to_vec())
+        );
+    }
+
+    /// A request that outlived its lease, with nobody taking over, still
+    /// keeps its response: its change was made.
+    pub async fn a_lapsed_lease_with_no_taker_still_completes<I: IdempotencyStore>(
+        store: I,
+        pause: Pause,
+    ) {
+        let key = new_key();
+        let token = acquire(&store, &key, &fingerprint("a"), SHORT).await;
+        pause(PAST_SHORT).await;
+        let stored = store
+            .complete(&key, &fingerprint("a"), &token, b"slow", RETENTION)
+            .await
+            .expect("complete");
+        assert!(stored);
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::Completed(b"slow".to_vec())
+        );
+        assert_eq!(
+            claim(&store, &key, &fingerprint("b")).await,
+            Claim::Mismatch
+        );
+    }
+
+    /// A response is kept for its retention, then forgotten: the key is
+    /// free again.
+    pub async fn a_completed_response_expires_after_its_retention<I: IdempotencyStore>(
+        store: I,
+        pause: Pause,
+    ) {
+        let key = new_key();
+        let token = acquire(&store, &key, &fingerprint("a"), LEASE).await;
+        store
+            .complete(&key, &fingerprint("a"), &token, b"done", SHORT)
+            .await
+            .expect("complete");
+        assert_eq!(
+            claim(&store, &key, &fingerprint("a")).await,
+            Claim::Completed(b"done".to_vec())
+        );
+        pause(PAST_SHORT).await;
+        acquire(&store, &key, &fingerprint("b"), LEASE).await;
     }
 }

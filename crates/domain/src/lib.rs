@@ -36,6 +36,7 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod event;
+pub mod idempotency;
 mod journal;
 pub mod ports;
 pub mod project;
@@ -60,6 +61,7 @@ pub use error::{BoxError, DomainError, ErrorKind, PortError, ValidationErrors};
 pub use event::bus::Silent;
 pub use event::use_cases::{EventPage, EventsError};
 pub use event::{ClientMutationId, Event, EventData, EventQuery, EventType, LogBounds, NewEvent};
+pub use idempotency::{Claim, Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken};
 pub use ports::{
     AccessTokens, Audit, Clock, EventBus, Events, MemberDetails, MemberQuery, PasswordHasher,
     Ports, ProjectQuery, Projects, SessionStore, Store, SystemClock, Tasks, Transaction, UserQuery,

@@ -72,6 +72,7 @@ impl Clock for SystemClock {
 pub trait Ports: Send + Sync + 'static {
     type Store: Store;
     type Sessions: SessionStore;
+    type Idempotency: crate::idempotency::IdempotencyStore;
     type Hasher: PasswordHasher;
     type Tokens: AccessTokens;
     type Clock: Clock;

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use adapters_auth::{Argon2Hasher, JwtTokens};
-use adapters_memory::{MemorySessionStore, MemoryStore};
+use adapters_memory::{MemoryIdempotencyStore, MemorySessionStore, MemoryStore};
 use domain::{
     Event, EventBus, EventType, MemberRef, NewMember, NewProject, NewTask, Ports, Principal,
     Project, ProjectRole, RegisterInput, SessionId, Settings, SystemClock, TaskFlow, UserId,
@@ -21,6 +21,7 @@ struct TestPorts;
 impl Ports for TestPorts {
     type Store = MemoryStore;
     type Sessions = MemorySessionStore;
+    type Idempotency = MemoryIdempotencyStore;
     type Hasher = Argon2Hasher;
     type Tokens = JwtTokens;
     type Clock = SystemClock;
@@ -98,6 +99,7 @@ fn world(settings: HubSettings) -> World {
     let flow = TaskFlow::new(
         MemoryStore::new(),
         MemorySessionStore::default(),
+        MemoryIdempotencyStore::default(),
         Argon2Hasher::with_params(8, 1, 1).expect("argon2 parameters"),
         JwtTokens::new(
             b"a test secret of at least 32 bytes!!",

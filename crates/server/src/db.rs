@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use adapters_memory::MemorySessionStore;
+use adapters_memory::{MemoryIdempotencyStore, MemorySessionStore};
 use adapters_postgres::PgStore;
 use domain::{
     MemberRef, NewMember, NewProject, NewTask, Priority, ProjectRole, RegisterError, RegisterInput,
@@ -76,9 +76,10 @@ async fn seed(config: &Config) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let hasher = production_hasher(config).await.map_err(|e| e.to_string())?;
-    let app = taskflow::<Adapters<PgStore, MemorySessionStore>>(
+    let app = taskflow::<Adapters<PgStore, MemorySessionStore, MemoryIdempotencyStore>>(
         store,
         MemorySessionStore::default(),
+        MemoryIdempotencyStore::default(),
         hasher,
         crate::Bus::default(),
         config,

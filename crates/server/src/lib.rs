@@ -16,10 +16,12 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use adapters_auth::{Argon2Hasher, HashLimits, JwtTokens};
-use adapters_memory::{MemorySessionStore, MemoryStore};
+use adapters_memory::{MemoryIdempotencyStore, MemorySessionStore, MemoryStore};
 use adapters_postgres::{PgOptions, PgStore};
-use adapters_redis::RedisSessionStore;
-use domain::{PortError, Ports, SessionStore, Settings, Store, SystemClock, TaskFlow};
+use adapters_redis::{RedisIdempotencyStore, RedisSessionStore};
+use domain::{
+    IdempotencyStore, PortError, Ports, SessionStore, Settings, Store, SystemClock, TaskFlow,
+};
 
 pub use bus::Bus;
 pub use config::{AppEnv, Config, ConfigError, LogFormat};
@@ -27,14 +29,20 @@ pub use config::{AppEnv, Config, ConfigError, LogFormat};
 /// The issuer every access token names (`iss`).
 pub const TOKEN_ISSUER: &str = "taskflow";
 
-/// The adapters of one server: a store and a session store; passwords,
-/// tokens and time are always argon2, JWT and the system clock.
+/// The adapters of one server: a store, a session store and an idempotency
+/// store; passwords, tokens and time are always argon2, JWT and the system
+/// clock.
 #[derive(Debug)]
-pub struct Adapters<S, SS>(PhantomData<fn() -> (S, SS)>);
+pub struct Adapters<S, SS, I>(PhantomData<Named<S, SS, I>>);
 
-impl<S: Store, SS: SessionStore> Ports for Adapters<S, SS> {
+/// What [`Adapters`] names without holding (`fn`: it is `Send` and `Sync`
+/// whatever they are).
+type Named<S, SS, I> = fn() -> (S, SS, I);
+
+impl<S: Store, SS: SessionStore, I: IdempotencyStore> Ports for Adapters<S, SS, I> {
     type Store = S;
     type Sessions = SS;
+    type Idempotency = I;
     type Hasher = Argon2Hasher;
     type Tokens = JwtTokens;
     type Clock = SystemClock;
@@ -42,9 +50,9 @@ impl<S: Store, SS: SessionStore> Ports for Adapters<S, SS> {
 }
 
 /// The zero-setup server: everything in memory.
-pub type MemoryPorts = Adapters<MemoryStore, MemorySessionStore>;
+pub type MemoryPorts = Adapters<MemoryStore, MemorySessionStore, MemoryIdempotencyStore>;
 /// The production server: PostgreSQL and Redis.
-pub type ServicePorts = Adapters<PgStore, RedisSessionStore>;
+pub type ServicePorts = Adapters<PgStore, RedisSessionStore, RedisIdempotencyStore>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -66,7 +74,7 @@ pub enum StartupError {
     },
     #[error("DATABASE_URL: migrations failed")]
     Migrations(#[source] PortError),
-    #[error("REDIS_URL: cannot set up the session store")]
+    #[error("REDIS_URL: cannot set up the session or idempotency store")]
     Redis(#[source] PortError),
     #[error("cannot set up the password hasher: {0}")]
     Hasher(String),
@@ -121,8 +129,14 @@ impl Application {
             (Some(database_url), Some(redis_url)) => {
                 let store = connect_database(database_url.expose(), config).await?;
                 let sessions = connect_redis(redis_url.expose(), config).await?;
+                let idempotency = RedisIdempotencyStore::connect(
+                    redis_url.expose(),
+                    config.redis_key_prefix.clone(),
+                    16,
+                )
+                .map_err(StartupError::Redis)?;
                 let remote = Some(redis_url.expose());
-                serve::<ServicePorts>(store, sessions, hasher, remote, config).await
+                serve::<ServicePorts>(store, sessions, idempotency, hasher, remote, config).await
             }
             (None, None) => {
                 tracing::warn!(
@@ -131,6 +145,7 @@ impl Application {
                 serve::<MemoryPorts>(
                     MemoryStore::new(),
                     MemorySessionStore::default(),
+                    MemoryIdempotencyStore::default(),
                     hasher,
                     None,
                     config,
@@ -293,6 +308,7 @@ pub async fn production_hasher(config: &Config) -> Result<Argon2Hasher, StartupE
 pub fn taskflow<P: ServerPorts>(
     store: P::Store,
     sessions: P::Sessions,
+    idempotency: P::Idempotency,
     hasher: Argon2Hasher,
     bus: Bus,
     config: &Config,
@@ -309,7 +325,16 @@ pub fn taskflow<P: ServerPorts>(
         event_retention: time::Duration::try_from(config.event_retention)
             .unwrap_or(time::Duration::days(30)),
     };
-    TaskFlow::new(store, sessions, hasher, tokens, SystemClock, bus, settings)
+    TaskFlow::new(
+        store,
+        sessions,
+        idempotency,
+        hasher,
+        tokens,
+        SystemClock,
+        bus,
+        settings,
+    )
 }
 
 /// The ports a server runs on: argon2, JWT, the system clock and the
@@ -334,6 +359,7 @@ pub fn hub_settings(config: &Config) -> live::HubSettings {
 async fn serve<P: ServerPorts>(
     store: P::Store,
     sessions: P::Sessions,
+    idempotency: P::Idempotency,
     hasher: Argon2Hasher,
     redis_url: Option<&str>,
     config: &Config,
@@ -364,7 +390,7 @@ async fn serve<P: ServerPorts>(
             (Bus::new(inbox, Some(announcer)), Some(listener))
         }
     };
-    let app = taskflow::<P>(store, sessions, hasher, bus, config);
+    let app = taskflow::<P>(store, sessions, idempotency, hasher, bus, config);
     let hub = api_http::live::Hub::<P>::start(
         app.clone(),
         api_http::live::Frames,

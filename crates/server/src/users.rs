@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use adapters_memory::MemorySessionStore;
+use adapters_memory::{MemoryIdempotencyStore, MemorySessionStore};
 use adapters_postgres::PgStore;
 
 use crate::{Adapters, AppEnv, Config, connect_database, production_hasher, taskflow};
@@ -44,9 +44,10 @@ async fn promote(email: &str, yes: bool, config: &Config) -> Result<String, Stri
         .await
         .map_err(|e| domain::error::describe(&e))?;
     let hasher = production_hasher(config).await.map_err(|e| e.to_string())?;
-    let app = taskflow::<Adapters<PgStore, MemorySessionStore>>(
+    let app = taskflow::<Adapters<PgStore, MemorySessionStore, MemoryIdempotencyStore>>(
         store,
         MemorySessionStore::default(),
+        MemoryIdempotencyStore::default(),
         hasher,
         crate::Bus::default(),
         config,

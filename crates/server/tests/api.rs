@@ -30,6 +30,8 @@ mod events;
 mod flow;
 #[path = "api/live.rs"]
 mod live;
+#[path = "api/idempotency.rs"]
+mod idempotency;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/ops.rs"]

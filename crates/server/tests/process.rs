@@ -580,7 +580,7 @@ fn malformed_requests_are_not_logged_as_server_errors() {
 /// admin; an unknown address fails naming it; production wants `--yes`.
 #[test]
 fn users_promote_makes_a_registered_user_a_system_admin() {
-    use adapters_memory::MemorySessionStore;
+    use adapters_memory::{MemoryIdempotencyStore, MemorySessionStore};
     use adapters_postgres::PgStore;
     use domain::{Role, Store, Users};
 
@@ -620,9 +620,12 @@ fn users_promote_makes_a_registered_user_a_system_admin() {
             .await
             .expect("database");
         let hasher = adapters_auth::Argon2Hasher::with_params(8, 1, 1).expect("params");
-        let app = server::taskflow::<server::Adapters<PgStore, MemorySessionStore>>(
+        let app = server::taskflow::<
+            server::Adapters<PgStore, MemorySessionStore, MemoryIdempotencyStore>,
+        >(
             store,
             MemorySessionStore::default(),
+            MemoryIdempotencyStore::default(),
             hasher,
             server::Bus::default(),
             &config,

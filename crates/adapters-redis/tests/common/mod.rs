@@ -6,7 +6,7 @@
 
 use std::error::Error;
 
-use adapters_redis::RedisSessionStore;
+use adapters_redis::{RedisIdempotencyStore, RedisSessionStore};
 use domain::SessionStore;
 use redis::aio::MultiplexedConnection;
 
@@ -57,6 +57,18 @@ pub async fn store_at(url: &str) -> RedisSessionStore {
         RedisSessionStore::connect(url, unique_prefix(), 4).unwrap_or_else(|e| no_redis(url, &e));
     if let Err(e) = store.ping().await {
         no_redis(url, &e);
+    }
+    store
+}
+
+/// An idempotency store on `REDIS_URL` under a fresh prefix, after it
+/// answered a PING.
+pub async fn idempotency_store() -> RedisIdempotencyStore {
+    let url = redis_url();
+    let store = RedisIdempotencyStore::connect(&url, unique_prefix(), 4)
+        .unwrap_or_else(|e| no_redis(&url, &e));
+    if let Err(e) = store.ping().await {
+        no_redis(&url, &e);
     }
     store
 }

@@ -21,6 +21,7 @@ use crate::envelope::not_modified;
 use crate::envelope::{Envelope, ErrorEnvelope, Reply};
 use crate::error::ApiError;
 use crate::extract::{Body, Caller, IfNoneMatch, Precondition};
+use crate::idempotency::Idempotent;
 
 type App<P> = web::Data<TaskFlow<P>>;
 
@@ -79,26 +80,34 @@ pub async fn list_projects<P: Ports>(
 #[utoipa::path(
     post, path = "/api/v1/projects", tag = "projects",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$", description = "1-255 visible ASCII characters naming this create: a retry with the same key and body within 24 h gets the first response (`Idempotent-Replayed: true`) without a second change")),
     request_body = CreateProjectRequest,
     responses(
         (status = 201, description = "The new project; `Location` is its URL", body = Envelope<ProjectResponse>,
-            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"), ("Location" = String, description = "URL of the new project"))),
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"), ("Location" = String, description = "URL of the new project"), ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same `Idempotency-Key` again"))),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key` (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+        (status = 409, description = "A request with the same `Idempotency-Key` is still in progress after 10 s: retry (`CONFLICT`, `Retry-After`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields (`VALIDATION_FAILED`); the `Idempotency-Key` used with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorEnvelope),
     )
 )]
 pub async fn create_project<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
+    once: Idempotent<P>,
     Body(body): Body<CreateProjectRequest>,
-) -> Result<Reply<ProjectResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let input = NewProject {
         name: body.name,
         description: body.description,
     };
-    let view = app.create_project(caller.principal, input).await?;
-    let location = format!("/api/v1/projects/{}", view.project.id);
-    Ok(Reply::created(ProjectResponse::from(&view), Some(location)).etag(view.project.version))
+    let principal = caller.principal;
+    once.run(principal.user_id, async move {
+        let view = app.create_project(principal, input).await?;
+        let location = format!("/api/v1/projects/{}", view.project.id);
+        Ok(Reply::created(ProjectResponse::from(&view), Some(location)).etag(view.project.version))
+    })
+    .await
 }
 
 /// A project the caller is a member of (any role).
@@ -261,24 +270,26 @@ pub async fn list_members<P: Ports>(
 #[utoipa::path(
     post, path = "/api/v1/projects/{id}/members", tag = "projects",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(("id" = Uuid, Path, description = "Project id"), ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$", description = "1-255 visible ASCII characters naming this create: a retry with the same key and body within 24 h gets the first response (`Idempotent-Replayed: true`) without a second change")),
     request_body = AddMemberRequest,
     responses(
-        (status = 201, description = "The new member", body = Envelope<MemberResponse>),
-        (status = 400, description = "The id is not a UUID (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
+        (status = 201, description = "The new member", body = Envelope<MemberResponse>,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same `Idempotency-Key` again"))),
+        (status = 400, description = "The id is not a UUID, malformed JSON, or a malformed `Idempotency-Key` (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "Admins and the owner only (`FORBIDDEN`)", body = ErrorEnvelope),
         (status = 404, description = "No such project, or the caller is not a member (`NOT_FOUND`)", body = ErrorEnvelope),
-        (status = 409, description = "Already a member; the Inbox; an archived project (`CONFLICT`)", body = ErrorEnvelope),
-        (status = 422, description = "Unknown user, or a bad role (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+        (status = 409, description = "Already a member; the Inbox; an archived project; a request with the same `Idempotency-Key` still in progress after 10 s, retry (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "Unknown user, or a bad role (`VALIDATION_FAILED`); the `Idempotency-Key` used with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorEnvelope),
     )
 )]
 pub async fn add_member<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
     id: web::Path<Uuid>,
+    once: Idempotent<P>,
     Body(body): Body<AddMemberRequest>,
-) -> Result<Reply<MemberResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let user = match (body.email, body.user_id) {
         (Some(email), _) => MemberRef::Email(email),
         (None, Some(id)) => MemberRef::Id(UserId(id)),
@@ -289,12 +300,14 @@ pub async fn add_member<P: Ports>(
         user,
         role: body.role.into(),
     };
-    let member = app
-        .add_member(caller.principal, ProjectId(*id), input)
-        .await?;
-    // No `Location`: a membership has no URL of its own to GET (the
-    // members list has it).
-    Ok(Reply::created(MemberResponse::from(&member), None))
+    let principal = caller.principal;
+    once.run(principal.user_id, async move {
+        let member = app.add_member(principal, ProjectId(*id), input).await?;
+        // No `Location`: a membership has no URL of its own to GET (the
+        // members list has it).
+        Ok(Reply::created(MemberResponse::from(&member), None))
+    })
+    .await
 }
 
 /// Change a member's role (admin and up; not the owner's).

@@ -21,6 +21,7 @@ use crate::envelope::not_modified;
 use crate::envelope::{Envelope, ErrorEnvelope, Pagination, Reply};
 use crate::error::ApiError;
 use crate::extract::{Body, Caller, IfNoneMatch, Precondition};
+use crate::idempotency::Idempotent;
 
 type App<P> = web::Data<TaskFlow<P>>;
 
@@ -231,22 +232,25 @@ pub async fn list_tasks<P: Ports>(
 #[utoipa::path(
     post, path = "/api/v1/tasks", tag = "tasks",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[!-~]+$", description = "1-255 visible ASCII characters naming this create: a retry with the same key and body within 24 h gets the first response (`Idempotent-Replayed: true`) without a second change")),
     request_body = CreateTaskRequest,
     responses(
         (status = 201, description = "The new task; `Location` is its URL", body = Envelope<TaskResponse>,
-            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"), ("Location" = String, description = "URL of the new task"))),
+            headers(("ETag" = String, description = "`\"<version>\"`: the version, for `If-Match` and `If-None-Match`"), ("Location" = String, description = "URL of the new task"), ("Idempotent-Replayed" = String, description = "`true` when this is the first response to the same `Idempotency-Key` again"))),
+        (status = 400, description = "Malformed JSON, or a malformed `Idempotency-Key` (`MALFORMED_REQUEST`)", body = ErrorEnvelope),
         (status = 401, description = "Not authenticated (`UNAUTHENTICATED`)", body = ErrorEnvelope),
         (status = 403, description = "A viewer of the project (`FORBIDDEN`)", body = ErrorEnvelope),
         (status = 404, description = "`projectId` is not a project of the caller (`NOT_FOUND`)", body = ErrorEnvelope),
-        (status = 409, description = "The project is archived (`CONFLICT`)", body = ErrorEnvelope),
-        (status = 422, description = "Invalid fields, or an assignee who is not a member (`VALIDATION_FAILED`)", body = ErrorEnvelope),
+        (status = 409, description = "The project is archived; a request with the same `Idempotency-Key` still in progress after 10 s, retry (`CONFLICT`)", body = ErrorEnvelope),
+        (status = 422, description = "Invalid fields, or an assignee who is not a member (`VALIDATION_FAILED`); the `Idempotency-Key` used with another body (`IDEMPOTENCY_KEY_REUSED`)", body = ErrorEnvelope),
     )
 )]
 pub async fn create_task<P: Ports>(
     app: App<P>,
     caller: Caller<P>,
+    once: Idempotent<P>,
     Body(body): Body<CreateTaskRequest>,
-) -> Result<Reply<TaskResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let input = NewTask {
         project_id: body.project_id.map(ProjectId),
         assignee_id: body.assignee_id.map(UserId),
@@ -256,9 +260,13 @@ pub async fn create_task<P: Ports>(
         priority: body.priority.map(Into::into),
         due_date: body.due_date,
     };
-    let task = app.create_task(caller.principal, input).await?;
-    let location = format!("/api/v1/tasks/{}", task.id);
-    Ok(Reply::created(TaskResponse::from(&task), Some(location)).etag(task.version))
+    let principal = caller.principal;
+    once.run(principal.user_id, async move {
+        let task = app.create_task(principal, input).await?;
+        let location = format!("/api/v1/tasks/{}", task.id);
+        Ok(Reply::created(TaskResponse::from(&task), Some(location)).etag(task.version))
+    })
+    .await
 }
 
 /// A task in one of the caller's projects. A task in any other project is

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use adapters_auth::{Argon2Hasher, JwtTokens};
-use adapters_memory::{MemorySessionStore, MemoryStore};
+use adapters_memory::{MemoryIdempotencyStore, MemorySessionStore, MemoryStore};
 use domain::task::truncate_to_micros;
 use domain::{
     AuditEntry, AuditQuery, Clock, LoginOutcome, MemberRef, NewMember, NewProject, NewTask, Ports,
@@ -69,6 +69,7 @@ pub struct TestPorts;
 impl Ports for TestPorts {
     type Store = MemoryStore;
     type Sessions = MemorySessionStore<TestClock>;
+    type Idempotency = MemoryIdempotencyStore<TestClock>;
     type Hasher = Argon2Hasher;
     type Tokens = JwtTokens;
     type Clock = TestClock;
@@ -133,6 +134,7 @@ pub fn taskflow_with(settings: Settings) -> (Flow, TestClock) {
     let flow = TaskFlow::new(
         MemoryStore::new(),
         MemorySessionStore::new(clock.clone()),
+        MemoryIdempotencyStore::new(clock.clone()),
         Argon2Hasher::with_params(8, 1, 1).expect("valid argon2 parameters"),
         tokens(SECRET),
         clock.clone(),
