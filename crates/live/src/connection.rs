@@ -8,7 +8,7 @@ use domain::{
     EventQuery, EventsError, PortError, Ports, Principal, ProjectId, SessionStore, ValidationErrors,
 };
 use tokio::sync::{Notify, mpsc};
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Interval, MissedTickBehavior};
 
 use crate::hub::{Hub, Render};
 
@@ -204,8 +204,10 @@ impl<P: Ports, R: Render> Connection<P, R> {
         shared: Arc<Shared<R::Frame>>,
         rx: mpsc::Receiver<Delivery<R::Frame>>,
     ) -> Self {
+        // The first check is at once: a session that ended before this
+        // stream joined the hub (so before it could hear of it) is found.
         let every = hub.inner.settings.session_check_interval;
-        let mut session_check = tokio::time::interval_at(Instant::now() + every, every);
+        let mut session_check = tokio::time::interval(every);
         session_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Self {
             hub,

@@ -28,10 +28,10 @@ mod errors;
 mod events;
 #[path = "api/flow.rs"]
 mod flow;
-#[path = "api/live.rs"]
-mod live;
 #[path = "api/idempotency.rs"]
 mod idempotency;
+#[path = "api/live.rs"]
+mod live;
 #[path = "api/openapi.rs"]
 mod openapi;
 #[path = "api/ops.rs"]
