@@ -269,3 +269,38 @@ async fn server_sent_events_resume_after_last_event_id_then_follow() {
         .expect("stream");
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn a_silent_peer_is_closed_and_one_that_answers_pings_stays() {
+    let app =
+        TestApp::spawn_with(&[("WS_PING_INTERVAL", "100ms"), ("WS_IDLE_TIMEOUT", "400ms")]).await;
+    let ada = app.signup("ada@example.com").await;
+    let mut silent = connect(&app.address, Some(&ada.access))
+        .await
+        .expect("upgrade");
+    let mut lively = connect(&app.address, Some(&ada.access))
+        .await
+        .expect("upgrade");
+    // The lively one keeps reading (its library answers each ping when it
+    // reads).
+    let reader = tokio::spawn(async move {
+        let mut last = Err(None);
+        for _ in 0..12 {
+            send(&mut lively, json!({"type": "ping"})).await;
+            last = recv(&mut lively).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last
+    });
+    // The silent one reads nothing for a while: no pongs.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Closed (1001), though the client may see only the connection end: it
+    // answers the pings it reads first, on a connection already closed.
+    let end = recv(&mut silent).await;
+    assert!(matches!(end, Err(Some(1001) | None)), "closed, got {end:?}");
+    assert_eq!(
+        reader.await.expect("reader"),
+        Ok(json!({"type": "pong"})),
+        "still open"
+    );
+}
