@@ -661,3 +661,116 @@ async fn changes_whose_announcement_is_lost_still_arrive_from_the_log() {
     let got = ws::events(&mut socket, 1).await;
     assert_eq!(got, [(3, "task.created".to_owned())]);
 }
+
+/// A `redis-server` of the test's own on a free port, without persistence,
+/// killed when dropped: for tests that break Redis connections, which on
+/// the shared Redis would disturb other tests.
+struct TempRedis {
+    port: u16,
+    child: Child,
+}
+
+impl TempRedis {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}): this test starts a Redis of its own")
+            });
+        let redis = Self { port, child };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.command(&["PING"]).await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server does not answer");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Sends one command; answers the first line of the reply.
+    async fn command(&self, args: &[&str]) -> std::io::Result<String> {
+        send_command(self.port, args).await
+    }
+}
+
+/// One command to the Redis on `port`, in RESP; the reply's first line.
+async fn send_command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(request.as_bytes()).await?;
+    let mut reply = vec![0; 256];
+    let n = stream.read(&mut reply).await?;
+    Ok(String::from_utf8_lossy(&reply[..n])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned())
+}
+
+impl Drop for TempRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The instances' pub/sub connections are killed again and again while
+/// changes flow (announcements are lost, listeners reconnect): a socket on
+/// the other instance still gets exactly every event, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_pubsub_connections_loses_no_event() {
+    let db = TestDatabase::create().await;
+    let redis = TempRedis::start().await;
+    let prefix = prefix();
+    let poll = [("LIVE_POLL_INTERVAL", "250ms")];
+    let a = spawn_with(&db.url, &redis.url(), &prefix, &poll).await;
+    let b = spawn_with(&db.url, &redis.url(), &prefix, &poll).await;
+    let client = client();
+    let token = sign_up(&client, &a, "chaos@example.com").await;
+    let project = new_project(&client, &a, &token).await;
+    let mut socket = subscribed(&b, &token, &project, None).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let killer = {
+        let stop = stop.clone();
+        let port = redis.port;
+        tokio::spawn(async move {
+            let mut kills = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let reply = send_command(port, &["CLIENT", "KILL", "TYPE", "pubsub"]).await;
+                if reply.is_ok_and(|r| r.trim_start_matches(':') != "0") {
+                    kills += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            kills
+        })
+    };
+    const CHANGES: i64 = 200;
+    for i in 0..CHANGES {
+        new_task(&client, &a, &token, &project, &format!("t{i}")).await;
+    }
+    let got: Vec<i64> = ws::events(&mut socket, CHANGES as usize)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    stop.store(true, Ordering::SeqCst);
+    let kills = killer.await.expect("killer");
+    assert!(kills > 0, "pub/sub connections were killed");
+    assert_eq!(got, (3..3 + CHANGES).collect::<Vec<_>>());
+}
