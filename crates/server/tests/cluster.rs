@@ -774,3 +774,69 @@ async fn killing_pubsub_connections_loses_no_event() {
     assert!(kills > 0, "pub/sub connections were killed");
     assert_eq!(got, (3..3 + CHANGES).collect::<Vec<_>>());
 }
+
+/// An instance SIGKILLed in the middle of a burst of changes (some
+/// committed and never announced, some perhaps committed and never
+/// acknowledged): a socket on another instance still gets every event the
+/// log holds, exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_committed_by_a_killed_instance_reach_subscribers_elsewhere() {
+    let db = TestDatabase::create().await;
+    let prefix = prefix();
+    let doomed = start_binary(&db.url, &prefix);
+    let survivor = spawn_with(
+        &db.url,
+        &redis_url(),
+        &prefix,
+        &[("LIVE_POLL_INTERVAL", "250ms")],
+    )
+    .await;
+    let client = client();
+    let token = sign_up(&client, &doomed.base, "killed@example.com").await;
+    let project = new_project(&client, &doomed.base, &token).await;
+    let mut socket = subscribed(&survivor, &token, &project, None).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = JoinSet::new();
+    for writer in 0..4 {
+        let (client, token, base) = (client.clone(), token.clone(), doomed.base.clone());
+        let (project, stop) = (project.clone(), Arc::clone(&stop));
+        writers.spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) && n < 500 {
+                n += 1;
+                let _ = client
+                    .post(format!("{base}/api/v1/tasks"))
+                    .bearer_auth(&token)
+                    .json(&json!({"title": format!("w{writer} {n}"), "projectId": project}))
+                    .send()
+                    .await;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut doomed = doomed;
+    doomed.child.kill().expect("SIGKILL");
+    doomed.child.wait().expect("reap");
+    stop.store(true, Ordering::Relaxed);
+    while writers.join_next().await.is_some() {}
+    let (status, page) = json_of(
+        client
+            .get(format!(
+                "{survivor}/api/v1/projects/{project}/events?since=0&limit=1"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("head"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let head = page["meta"]["headSeq"].as_i64().expect("head");
+    assert!(head > 10, "the burst was under way: head {head}");
+    let got: Vec<i64> = ws::events(&mut socket, (head - 2) as usize)
+        .await
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    assert_eq!(got, (3..=head).collect::<Vec<_>>());
+}
