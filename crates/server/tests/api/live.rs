@@ -304,3 +304,36 @@ async fn a_silent_peer_is_closed_and_one_that_answers_pings_stays() {
         "still open"
     );
 }
+
+#[tokio::test]
+async fn disabling_a_user_closes_their_sockets_and_ends_their_streams() {
+    let app = TestApp::spawn_with(&[("ADMIN_EMAILS", "root@example.com")]).await;
+    let root = app.signup("root@example.com").await;
+    let bob = app.signup("bob@example.com").await;
+    let inbox = app.inbox_id(&bob.access).await;
+    let mut socket = connect(&app.address, Some(&bob.access))
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        subscribe(&mut socket, &inbox, None).await["type"],
+        "subscribed"
+    );
+    let path = format!("/api/v1/projects/{inbox}/events/stream");
+    let mut stream = app.get(&path, &bob.access).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let disabled = app
+        .patch(
+            &format!("/api/v1/admin/users/{}", bob.user_id),
+            &root.access,
+            &json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(recv(&mut socket).await, Err(Some(4401)));
+    // The stream ends: after its opening comment, nothing but the end.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the SSE stream ended");
+}
