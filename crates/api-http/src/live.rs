@@ -293,6 +293,9 @@ impl<P: Ports> Socket<P> {
                         Next::Closed(CloseReason::Unavailable) => {
                             return End::Close(1011, "unavailable: reconnect with since");
                         }
+                        Next::Closed(CloseReason::ShuttingDown) => {
+                            return End::Close(1001, "server stopping: reconnect with since");
+                        }
                     };
                     if !sent {
                         return End::Gone;

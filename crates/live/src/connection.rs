@@ -26,6 +26,9 @@ pub enum CloseReason {
     /// The event log could not be read (WebSocket 1011); it resumes with
     /// `since`.
     Unavailable,
+    /// The instance is stopping (WebSocket 1001); the client reconnects,
+    /// to another instance, with `since`.
+    ShuttingDown,
 }
 
 /// Why a stream stopped following a project.

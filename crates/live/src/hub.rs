@@ -231,6 +231,15 @@ impl<P: Ports, R: Render> Hub<P, R> {
         Ok(Connection::new(self.clone(), id, principal, shared, rx))
     }
 
+    /// Closes every stream (the instance is stopping), so none holds up a
+    /// graceful shutdown.
+    pub fn close_all(&self) {
+        let state = self.inner.lock();
+        for conn in state.conns.values() {
+            conn.shared.close(CloseReason::ShuttingDown);
+        }
+    }
+
     /// How many streams are open, and how many projects are followed.
     pub fn load(&self) -> (usize, usize) {
         let state = self.inner.lock();

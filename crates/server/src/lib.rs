@@ -96,6 +96,24 @@ pub struct Application {
     server: Server,
     /// Hears the other instances' announcements while the server runs.
     _listener: Option<adapters_redis::Listener>,
+    streams: LiveStreams,
+}
+
+/// Closes the server's live streams (WebSocket 1001, SSE ended), which
+/// would otherwise hold up a graceful shutdown until its timeout.
+#[derive(Clone)]
+pub struct LiveStreams(std::sync::Arc<dyn Fn() + Send + Sync>);
+
+impl LiveStreams {
+    pub fn close_all(&self) {
+        (self.0)();
+    }
+}
+
+impl std::fmt::Debug for LiveStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LiveStreams")
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -179,6 +197,11 @@ impl Application {
     /// the shutdown timeout).
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
+    }
+
+    /// What closes the live streams when the server stops.
+    pub fn live_streams(&self) -> LiveStreams {
+        self.streams.clone()
     }
 
     pub async fn run_until_stopped(self) -> io::Result<()> {
@@ -405,6 +428,10 @@ async fn serve<P: ServerPorts>(
         .local_addr()
         .map_err(|source| StartupError::Bind { addr, source })?;
     let app = web::Data::new(app);
+    let streams = {
+        let hub = hub.clone();
+        LiveStreams(std::sync::Arc::new(move || hub.close_all()))
+    };
     let hub = web::Data::new(hub);
     let body_timeout = api_http::extract::BodyTimeout(config.request_body_timeout);
     let origins = web::Data::new(config.cors_origins.clone());
@@ -428,5 +455,6 @@ async fn serve<P: ServerPorts>(
         addr,
         server,
         _listener: announcements,
+        streams,
     })
 }

@@ -69,6 +69,7 @@ async fn serve(config: Config) -> ExitCode {
         app.addr()
     );
     let handle = app.handle();
+    let streams = app.live_streams();
     let server = tokio::spawn(app.run_until_stopped());
     let signal = signals.recv().await;
     tracing::info!(
@@ -76,6 +77,7 @@ async fn serve(config: Config) -> ExitCode {
         timeout_secs = config.shutdown_timeout.as_secs(),
         "shutting down: no new connections, finishing requests in flight"
     );
+    streams.close_all();
     handle.stop(true).await;
     match server.await {
         Ok(Ok(())) => {

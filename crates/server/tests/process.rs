@@ -676,3 +676,70 @@ fn users_promote_makes_a_registered_user_a_system_admin() {
     });
     assert_eq!(role, Role::Admin);
 }
+
+/// Open WebSockets do not hold up a graceful stop: SIGTERM closes them
+/// with 1001 (clients reconnect elsewhere with `since`) and the server
+/// exits well before its shutdown timeout.
+#[test]
+fn sigterm_closes_open_sockets_with_1001_and_exits_promptly() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let mut server = start_with(&[("SHUTDOWN_TIMEOUT", "30")]);
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let rt = runtime();
+    let mut socket = rt.block_on(async {
+        let client = client();
+        let account = serde_json::json!({
+            "email": "stop@example.com", "password": "correct horse battery", "name": "Stop"
+        });
+        let (status, _, _) = post_json(
+            &client,
+            &format!("{base}/api/v1/auth/register"),
+            None,
+            account.clone(),
+        )
+        .await;
+        assert_eq!(status, 201);
+        let credentials = serde_json::json!({
+            "email": "stop@example.com", "password": "correct horse battery"
+        });
+        let (status, _, login) = post_json(
+            &client,
+            &format!("{base}/api/v1/auth/login"),
+            None,
+            credentials,
+        )
+        .await;
+        assert_eq!(status, 200);
+        let token = login["data"]["accessToken"].as_str().expect("token");
+        let mut request = format!("ws://127.0.0.1:{}/api/v1/ws", server.port)
+            .into_client_request()
+            .expect("request");
+        let bearer = format!("Bearer {token}").parse().expect("header");
+        request.headers_mut().insert("Authorization", bearer);
+        tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade")
+            .0
+    });
+    let stopping = Instant::now();
+    signal(&server.child, "TERM");
+    let code = rt.block_on(async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("a close frame, got {other:?}"),
+            }
+        }
+    });
+    assert_eq!(code, Some(1001));
+    let status = wait_for_exit(&mut server.child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "well before the 30 s timeout"
+    );
+}
