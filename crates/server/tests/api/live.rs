@@ -337,3 +337,88 @@ async fn disabling_a_user_closes_their_sockets_and_ends_their_streams() {
     .await;
     assert!(ended.is_ok(), "the SSE stream ended");
 }
+
+/// A socket that reads nothing while a burst of large events flows falls a
+/// queue behind and is closed with 4008; another socket on the same
+/// project gets every event, in order, meanwhile.
+#[tokio::test]
+async fn a_slow_socket_is_closed_with_4008_and_others_are_not_held_back() {
+    let app = TestApp::spawn_with(&[("LIVE_QUEUE", "20")]).await;
+    let ada = app.signup("ada@example.com").await;
+    let project = id_of(&app.create_project(&ada.access, "Busy").await);
+    // The slow reader's socket buffer is small, so the server's sends to
+    // it back up soon.
+    let tcp = tokio::net::TcpSocket::new_v4().expect("socket");
+    tcp.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let stream = tcp
+        .connect(address.parse().expect("address"))
+        .await
+        .expect("connect");
+    let mut request = ws_url(&app.address).into_client_request().expect("request");
+    let bearer = format!("Bearer {}", ada.access).parse().expect("value");
+    request.headers_mut().insert("Authorization", bearer);
+    let (slow, _) =
+        tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("upgrade");
+    let mut slow: Socket = slow;
+    assert_eq!(
+        subscribe(&mut slow, &project, None).await["type"],
+        "subscribed"
+    );
+    let mut brisk = connect(&app.address, Some(&ada.access))
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        subscribe(&mut brisk, &project, None).await["type"],
+        "subscribed"
+    );
+    const EVENTS: usize = 640;
+    const WRITERS: usize = 8;
+    let reader = tokio::spawn(async move { events(&mut brisk, EVENTS).await });
+    let description = "x".repeat(10_000);
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let (client, url, token) = (
+            app.client.clone(),
+            app.url("/api/v1/tasks"),
+            ada.access.clone(),
+        );
+        let (project, description) = (project.clone(), description.clone());
+        writers.spawn(async move {
+            for i in 0..EVENTS / WRITERS {
+                let body = json!({
+                    "title": format!("w{w} {i}"),
+                    "description": description,
+                    "projectId": project,
+                });
+                let created = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("create");
+                assert_eq!(created.status(), StatusCode::CREATED);
+            }
+        });
+    }
+    writers.join_all().await;
+    let got = reader.await.expect("reader");
+    let seqs: Vec<i64> = got.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, (3..3 + EVENTS as i64).collect::<Vec<_>>());
+    let mut received = 0;
+    let end = loop {
+        match recv(&mut slow).await {
+            Ok(_) => received += 1,
+            Err(end) => break end,
+        }
+    };
+    assert_eq!(
+        end,
+        Some(4008),
+        "closed as too slow after {received} events"
+    );
+    assert!(received < EVENTS, "it did not get them all: {received}");
+}
