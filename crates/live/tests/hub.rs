@@ -482,3 +482,38 @@ impl World {
             .expect("authenticate")
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_since_older_than_retention_gets_a_resync_then_live_events() {
+    use domain::{Events as _, Store as _};
+    let w = world(fast());
+    let ada = w.user("ada@example.com").await;
+    let project = w.project(ada).await;
+    w.task(ada, &project, "pruned").await;
+    let pruned = w
+        .flow
+        .store()
+        .connection()
+        .await
+        .expect("connection")
+        .prune_events(time::OffsetDateTime::now_utc() + time::Duration::days(1))
+        .await
+        .expect("prune");
+    assert!(pruned >= 3);
+    let mut conn = w.hub.connect(ada).expect("connect");
+    let head = conn
+        .subscribe(project.id, Some(0))
+        .await
+        .expect("subscribe");
+    assert_eq!(head, 3);
+    assert_eq!(
+        next(&mut conn).await,
+        Next::Resync {
+            project: project.id,
+            head: 3
+        }
+    );
+    w.task(ada, &project, "after").await;
+    assert_eq!(seqs(&mut conn, 1).await, [4]);
+    quiet(&mut conn).await;
+}
