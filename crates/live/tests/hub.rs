@@ -517,3 +517,30 @@ async fn a_since_older_than_retention_gets_a_resync_then_live_events() {
     assert_eq!(seqs(&mut conn, 1).await, [4]);
     quiet(&mut conn).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_per_connection_are_limited() {
+    let w = world(HubSettings {
+        max_subscriptions: 2,
+        ..fast()
+    });
+    let ada = w.user("ada@example.com").await;
+    let mut conn = w.hub.connect(ada).expect("connect");
+    let mut projects = Vec::new();
+    for _ in 0..3 {
+        projects.push(w.project(ada).await);
+    }
+    conn.subscribe(projects[0].id, None).await.expect("first");
+    conn.subscribe(projects[1].id, None).await.expect("second");
+    assert!(matches!(
+        conn.subscribe(projects[2].id, None).await,
+        Err(SubscribeError::TooMany(2))
+    ));
+    conn.subscribe(projects[1].id, None)
+        .await
+        .expect("subscribing again to one it follows is no third");
+    assert!(conn.unsubscribe(projects[0].id));
+    conn.subscribe(projects[2].id, None)
+        .await
+        .expect("a freed place");
+}

@@ -422,3 +422,15 @@ async fn a_slow_socket_is_closed_with_4008_and_others_are_not_held_back() {
     );
     assert!(received < EVENTS, "it did not get them all: {received}");
 }
+
+#[tokio::test]
+async fn a_message_over_the_limit_closes_the_socket_with_1009() {
+    let app = TestApp::spawn().await;
+    let ada = app.signup("ada@example.com").await;
+    let mut socket = connect(&app.address, Some(&ada.access))
+        .await
+        .expect("upgrade");
+    let huge = json!({"type": "ping", "padding": "x".repeat(70 * 1024)});
+    send(&mut socket, huge).await;
+    assert_eq!(recv(&mut socket).await, Err(Some(1009)));
+}
