@@ -52,25 +52,8 @@ impl UnsubscribeReason {
     }
 }
 
-/// What the hub hands a stream.
-#[derive(Debug)]
-pub(crate) enum Delivery<F> {
-    Event {
-        project: ProjectId,
-        seq: i64,
-        frame: F,
-    },
-    Unsubscribed {
-        project: ProjectId,
-        reason: UnsubscribeReason,
-    },
-    Resync {
-        project: ProjectId,
-        head: i64,
-    },
-}
-
-/// What a stream sends next.
+/// What a stream sends next (and what the hub hands it: all but
+/// `Closed`, which comes through [`Shared::close`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next<F> {
     /// An event of `project`, rendered.
@@ -88,6 +71,18 @@ pub enum Next<F> {
     Resync { project: ProjectId, head: i64 },
     /// The stream ends.
     Closed(CloseReason),
+}
+
+impl<F> Next<F> {
+    /// The project it is about.
+    pub fn project(&self) -> Option<ProjectId> {
+        match self {
+            Self::Event { project, .. }
+            | Self::Unsubscribed { project, .. }
+            | Self::Resync { project, .. } => Some(*project),
+            Self::Closed(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,13 +111,13 @@ impl domain::DomainError for SubscribeError {
 
 /// The part of a stream the hub holds: its queue, and how it is closed.
 pub(crate) struct Shared<F> {
-    tx: mpsc::Sender<Delivery<F>>,
+    tx: mpsc::Sender<Next<F>>,
     closed: OnceLock<CloseReason>,
     notify: Notify,
 }
 
 impl<F> Shared<F> {
-    pub(crate) fn new(queue: usize) -> (Arc<Self>, mpsc::Receiver<Delivery<F>>) {
+    pub(crate) fn new(queue: usize) -> (Arc<Self>, mpsc::Receiver<Next<F>>) {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let shared = Arc::new(Self {
             tx,
@@ -134,7 +129,7 @@ impl<F> Shared<F> {
 
     /// Queues `delivery`; a stream whose queue is full is closed as too
     /// slow. Answers whether the stream still takes deliveries.
-    pub(crate) fn deliver(&self, delivery: Delivery<F>) -> bool {
+    pub(crate) fn deliver(&self, delivery: Next<F>) -> bool {
         if self.closed.get().is_some() {
             return false;
         }
@@ -162,7 +157,7 @@ enum Sub<F> {
     Replaying {
         after: i64,
         until: i64,
-        held: VecDeque<Delivery<F>>,
+        held: VecDeque<Next<F>>,
     },
     /// Delivered everything up to `last`.
     Live { last: i64 },
@@ -175,7 +170,7 @@ pub struct Connection<P: Ports, R: Render> {
     id: u64,
     principal: Principal,
     shared: Arc<Shared<R::Frame>>,
-    rx: mpsc::Receiver<Delivery<R::Frame>>,
+    rx: mpsc::Receiver<Next<R::Frame>>,
     subs: HashMap<ProjectId, Sub<R::Frame>>,
     ready: VecDeque<Next<R::Frame>>,
     session_check: Interval,
@@ -205,7 +200,7 @@ impl<P: Ports, R: Render> Connection<P, R> {
         id: u64,
         principal: Principal,
         shared: Arc<Shared<R::Frame>>,
-        rx: mpsc::Receiver<Delivery<R::Frame>>,
+        rx: mpsc::Receiver<Next<R::Frame>>,
     ) -> Self {
         // The first check is at once: a session that ended before this
         // stream joined the hub (so before it could hear of it) is found.
@@ -303,12 +298,7 @@ impl<P: Ports, R: Render> Connection<P, R> {
         if self.subs.remove(&project).is_none() {
             return false;
         }
-        self.ready.retain(|next| match next {
-            Next::Event { project: p, .. }
-            | Next::Unsubscribed { project: p, .. }
-            | Next::Resync { project: p, .. } => *p != project,
-            Next::Closed(_) => true,
-        });
+        self.ready.retain(|next| next.project() != Some(project));
         self.hub.inner.unfollow(self.id, project);
         true
     }
@@ -446,11 +436,9 @@ impl<P: Ports, R: Render> Connection<P, R> {
 
     /// Takes a delivery from the hub: ready to send, held behind a replay,
     /// dropped as already sent, or (after a gap) a reason to read the log.
-    fn take(&mut self, delivery: Delivery<R::Frame>) {
-        let project = match &delivery {
-            Delivery::Event { project, .. }
-            | Delivery::Unsubscribed { project, .. }
-            | Delivery::Resync { project, .. } => *project,
+    fn take(&mut self, delivery: Next<R::Frame>) {
+        let Some(project) = delivery.project() else {
+            return;
         };
         let queue = self.hub.inner.settings.queue;
         let Some(sub) = self.subs.get_mut(&project) else {
@@ -459,7 +447,7 @@ impl<P: Ports, R: Render> Connection<P, R> {
         match sub {
             Sub::Replaying { until, held, .. } => {
                 let keep = match &delivery {
-                    Delivery::Event { seq, .. } => *seq > *until,
+                    Next::Event { seq, .. } => *seq > *until,
                     _ => true,
                 };
                 if keep {
@@ -470,7 +458,7 @@ impl<P: Ports, R: Render> Connection<P, R> {
                 }
             }
             Sub::Live { last } => match delivery {
-                Delivery::Event { seq, frame, .. } => {
+                Next::Event { seq, frame, .. } => {
                     if seq == *last + 1 {
                         *last = seq;
                         self.ready.push_back(Next::Event {
@@ -483,7 +471,7 @@ impl<P: Ports, R: Render> Connection<P, R> {
                         // log, then this.
                         let after = *last;
                         let mut held = VecDeque::new();
-                        held.push_back(Delivery::Event {
+                        held.push_back(Next::Event {
                             project,
                             seq,
                             frame,
@@ -495,14 +483,15 @@ impl<P: Ports, R: Render> Connection<P, R> {
                         };
                     }
                 }
-                Delivery::Unsubscribed { reason, .. } => {
+                Next::Unsubscribed { reason, .. } => {
                     self.subs.remove(&project);
                     self.ready.push_back(Next::Unsubscribed { project, reason });
                 }
-                Delivery::Resync { head, .. } => {
+                Next::Resync { head, .. } => {
                     *last = head;
                     self.ready.push_back(Next::Resync { project, head });
                 }
+                Next::Closed(_) => {}
             },
         }
         if self.ready.len() > queue {

@@ -12,7 +12,7 @@ use domain::{
 };
 use tokio::sync::mpsc;
 
-use crate::connection::{CloseReason, Connection, Delivery, Shared, UnsubscribeReason};
+use crate::connection::{CloseReason, Connection, Next, Shared, UnsubscribeReason};
 
 /// Turns an event into what streams send (JSON, framed): once per event
 /// per instance, however many streams follow its project.
@@ -379,7 +379,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
         let frame = self.render.render(&event);
         feed.subs.retain(|id, _| {
             conns.get(id).is_some_and(|conn| {
-                conn.shared.deliver(Delivery::Event {
+                conn.shared.deliver(Next::Event {
                     project,
                     seq: event.seq,
                     frame: frame.clone(),
@@ -396,8 +396,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
         feed.subs.retain(|id, user| {
             let stays = reason == UnsubscribeReason::Removed && *user != removed;
             if !stays && let Some(conn) = conns.get(id) {
-                conn.shared
-                    .deliver(Delivery::Unsubscribed { project, reason });
+                conn.shared.deliver(Next::Unsubscribed { project, reason });
             }
             stays
         });
@@ -500,7 +499,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
         feed.subs.retain(|id, _| {
             conns
                 .get(id)
-                .is_some_and(|conn| conn.shared.deliver(Delivery::Resync { project, head }))
+                .is_some_and(|conn| conn.shared.deliver(Next::Resync { project, head }))
         });
     }
 
@@ -511,8 +510,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
         };
         for id in feed.subs.keys() {
             if let Some(conn) = state.conns.get(id) {
-                conn.shared
-                    .deliver(Delivery::Unsubscribed { project, reason });
+                conn.shared.deliver(Next::Unsubscribed { project, reason });
             }
         }
     }

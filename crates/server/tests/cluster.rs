@@ -95,20 +95,7 @@ async fn sign_up(client: &Client, base: &str, email: &str) -> String {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, body) = json_of(
-        client
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .expect("login"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["data"]["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    log_in(client, base, email).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
