@@ -240,6 +240,26 @@ describe('the demo page, two members in two browsers', () => {
     await row(pages.ada, 'After the reconnect', 'todo').waitFor();
   });
 
+  step('a socket closed with 4401 renews the token, then reconnects', async () => {
+    const renewed = pages.ada.waitForResponse(
+      (r) => r.url().endsWith('/api/v1/auth/refresh') && r.status() === 200,
+    );
+    adaSockets.current.close({ code: 4401, reason: 'unauthenticated' });
+    await renewed;
+    await live(pages.ada);
+    await addTask(pages.grace, 'After the renewal');
+    await row(pages.ada, 'After the renewal').waitFor();
+  });
+
+  step('logging out closes the socket and shows the login form', async () => {
+    await pages.grace.getByTestId('logout').click();
+    await pages.grace.getByTestId('auth-form').waitFor();
+    await pages.grace.locator('[data-testid="connection-status"][data-state="offline"]').waitFor();
+    await addTask(pages.ada, 'Nobody is watching');
+    await row(pages.ada, 'Nobody is watching').waitFor();
+    assert.equal(await pages.grace.getByTestId('task').count(), 0);
+  });
+
   step('the page fits 360 px and logged no error nor policy violation', async () => {
     for (const page of Object.values(pages)) {
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
