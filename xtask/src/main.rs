@@ -4,6 +4,7 @@
 //! anything else does.
 
 mod deny;
+mod e2e;
 mod schemathesis;
 mod services;
 mod tidy;
@@ -49,13 +50,15 @@ COMMANDS:
               8. api-on-memory
                             the API tests again on the in-memory adapters
                             (TASKFLOW_API_BACKEND=memory)
-              9. schemathesis
+              9. e2e        the demo page in headless Chromium (see E2E)
+             10. schemathesis
                             the served OpenAPI document against the server,
                             on the in-memory adapters and on PostgreSQL and
                             Redis (see SCHEMATHESIS)
             Without cargo-nextest, 6 and 7 are one `cargo test --workspace`.
+    e2e     Only step 9.
     schemathesis
-            Only step 9 (with the services it needs).
+            Only step 10 (with the services it needs).
     dev [ARGS...]
             Run the server (cargo run -p server -- ARGS...) against PostgreSQL
             (database `taskflow_dev`, created with psql when missing) and
@@ -79,6 +82,16 @@ SCHEMATHESIS:
         stateful --max-examples 200 --seed <seed>
     (seed 1, or $TASKFLOW_SCHEMATHESIS_SEED). Any finding fails the step.
     Reports and server logs are in target/schemathesis/.
+
+E2E:
+    Needs Debian's Chromium at /usr/bin/chromium (apt-get install chromium;
+    $TASKFLOW_CHROMIUM names another) and Node.js 20+ with npm; a missing one
+    fails the step, naming what to install. Runs `npm ci` in e2e/ when
+    e2e/node_modules is missing or older than e2e/package-lock.json (it
+    pins playwright-core, which downloads no browser), builds the server
+    (debug), runs it in memory on a free port, and runs
+      node --test-reporter=spec e2e/demo.test.mjs <URL of the server>
+    The server's log is target/e2e/server.log.
 
 SERVICES:
     Each of PostgreSQL and Redis comes from the first of:
@@ -110,6 +123,7 @@ fn main() -> ExitCode {
         }
         ["test"] => Workspace::locate().and_then(|ws| ws.test()),
         ["tidy"] => Workspace::locate().and_then(|ws| ws.run_steps(&[Step::tidy()])),
+        ["e2e"] => Workspace::locate().and_then(|ws| ws.run_steps(&[Step::e2e()])),
         ["schemathesis"] => Workspace::locate()
             .and_then(|ws| ws.run_steps(&[Step::services(), Step::schemathesis()])),
         ["dev", server_args @ ..] => Workspace::locate().and_then(|ws| ws.dev(server_args)),
@@ -174,6 +188,8 @@ enum Action {
     Services,
     /// schemathesis against the server, on both adapter sets.
     Schemathesis,
+    /// The demo page in headless Chromium.
+    E2e,
 }
 
 #[derive(Debug)]
@@ -221,6 +237,14 @@ impl Step {
         }
     }
 
+    fn e2e() -> Step {
+        Step {
+            name: "e2e",
+            action: Action::E2e,
+            env: &[],
+        }
+    }
+
     fn describe(&self) -> String {
         match &self.action {
             Action::Cargo(args) => {
@@ -229,6 +253,7 @@ impl Step {
             }
             Action::Tidy => "layering checks on `cargo tree`".to_owned(),
             Action::Services => "PostgreSQL and Redis for the tests".to_owned(),
+            Action::E2e => "the demo page in headless Chromium (e2e/demo.test.mjs)".to_owned(),
             Action::Schemathesis => format!(
                 "schemathesis {} against the server, in memory and on PostgreSQL + Redis",
                 schemathesis::VERSION
@@ -352,6 +377,7 @@ impl Workspace {
             api.retain(|a| *a != "--workspace");
             api.extend(["-p", "server", "--test", "api"]);
             steps.push(Step::cargo("api-on-memory", &api).with_env(MEMORY_BACKEND));
+            steps.push(Step::e2e());
             steps.push(Step::schemathesis());
         } else {
             eprintln!("xtask: cargo-nextest is not installed; running the tests with `cargo test`");
@@ -363,6 +389,7 @@ impl Workspace {
                 )
                 .with_env(MEMORY_BACKEND),
             );
+            steps.push(Step::e2e());
             steps.push(Step::schemathesis());
         }
         self.run_steps(&steps)
@@ -413,6 +440,11 @@ impl Workspace {
                 };
                 self.schemathesis(services).map_err(fail)
             }
+            Action::E2e => {
+                self.build_server().map_err(fail)?;
+                let paths = schemathesis::Paths::new(&self.root);
+                e2e::run(&self.root, &paths).map_err(fail)
+            }
             Action::Tidy => {
                 let mut broken = Vec::new();
                 for rule in TREE_RULES {
@@ -438,15 +470,7 @@ impl Workspace {
     fn schemathesis(&self, services: &Services) -> Result<(), String> {
         let paths = schemathesis::Paths::new(&self.root);
         let program = schemathesis::ensure_installed(&paths)?;
-        let build = ["build", "--locked", "-p", "server", "--bin", "taskflow"];
-        eprintln!("xtask: cargo {}", build.join(" "));
-        let status = self
-            .command(&build)
-            .status()
-            .map_err(|error| format!("could not run cargo build: {error}"))?;
-        if !status.success() {
-            return Err(format!("`cargo {}` exited with {status}", build.join(" ")));
-        }
+        self.build_server()?;
         let mut failed = Vec::new();
         for backend in [
             schemathesis::Backend::Memory,
@@ -461,6 +485,21 @@ impl Workspace {
             Ok(())
         } else {
             Err(failed.join("; "))
+        }
+    }
+
+    /// The server's debug binary, `target/debug/taskflow`.
+    fn build_server(&self) -> Result<(), String> {
+        let build = ["build", "--locked", "-p", "server", "--bin", "taskflow"];
+        eprintln!("xtask: cargo {}", build.join(" "));
+        let status = self
+            .command(&build)
+            .status()
+            .map_err(|error| format!("could not run cargo build: {error}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("`cargo {}` exited with {status}", build.join(" ")))
         }
     }
 

@@ -248,7 +248,7 @@ fn run_against_server(
         .stderr(log_err)
         .spawn()
         .map_err(|error| format!("could not start {}: {error}", server.display()))?;
-    let mut server = Server { child };
+    let mut server = Server::new(child);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     server
         .wait_until_healthy(addr)
@@ -330,12 +330,16 @@ fn shown(command: &Command) -> String {
 }
 
 /// The server of one run, stopped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
 }
 
 impl Server {
-    fn wait_until_healthy(&mut self, addr: SocketAddr) -> Result<(), String> {
+    pub(crate) fn new(child: Child) -> Server {
+        Server { child }
+    }
+
+    pub(crate) fn wait_until_healthy(&mut self, addr: SocketAddr) -> Result<(), String> {
         let deadline = Instant::now() + STARTUP;
         loop {
             if let Some(status) = self.child.try_wait().ok().flatten() {

@@ -7,6 +7,7 @@
 
 pub mod cors;
 pub mod cursor;
+pub mod demo;
 pub mod dto;
 pub mod envelope;
 pub mod error;
@@ -148,6 +149,9 @@ fn register_routes<P: Ports>(r: &mut Routes<'_>) {
         "/api/v1/admin/users/{id}",
         vec![(Method::PATCH, web::patch().to(admin::patch_user::<P>))],
     );
+    r.resource("/demo", get(demo::page));
+    r.resource("/demo/app.js", get(demo::script));
+    r.resource("/demo/app.css", get(demo::style));
 }
 
 /// A GET route and its HEAD twin (RFC 9110: HEAD wherever GET is served):

@@ -19,7 +19,7 @@ use crate::dto::{
 use crate::envelope::{ErrorBody, ErrorEnvelope, Meta, Pagination};
 use crate::error::ErrorCode;
 use crate::handlers::{admin, auth, ops, projects, tasks};
-use crate::live;
+use crate::{demo, live};
 
 const DESCRIPTION: &str = r#"The TaskFlow REST API.
 
@@ -119,6 +119,9 @@ The same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`. A retry sent whi
         live::socket,
         admin::list_users,
         admin::patch_user,
+        demo::page,
+        demo::script,
+        demo::style,
     ),
     components(schemas(
         ErrorEnvelope, ErrorBody, ErrorCode, Meta, Pagination,
@@ -137,6 +140,7 @@ The same key with another body is 422 `IDEMPOTENCY_KEY_REUSED`. A retry sent whi
         (name = "admin", description = "User administration, for system admins"),
         (name = "live", description = "A project's events as they happen: WebSocket and Server-Sent Events"),
         (name = "operations", description = "Health, readiness and this document"),
+        (name = "demo", description = "A demo page in the browser, served from the binary: the reference client of the live protocol"),
     )
 )]
 pub struct ApiDoc;
