@@ -67,7 +67,7 @@ fn sse_event(id: Option<i64>, kind: &str, data: &str) -> web::Bytes {
 )]
 enum ClientMessage {
     Auth {
-        token: String,
+        token: Token,
     },
     Subscribe {
         project_id: Uuid,
@@ -77,6 +77,17 @@ enum ClientMessage {
         project_id: Uuid,
     },
     Ping,
+}
+
+/// An access token as a client sent it: never printed.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
 }
 
 /// What the server sends, besides events.
@@ -115,8 +126,9 @@ const CLOSE_UNAUTHENTICATED: u16 = 4401;
 const CLOSE_TOO_SLOW: u16 = 4008;
 
 /// How long a send may wait for a client that reads nothing before the
-/// socket is given up.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// connection is given up (a slower one falls a queue behind first, and
+/// is closed with 4008 once it reads again).
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `GET /api/v1/ws`: upgrades to a WebSocket. A bearer token on the
 /// upgrade request authenticates it (a bad one is a 401, no upgrade);
@@ -226,7 +238,7 @@ impl<P: Ports> Socket<P> {
             .await;
             return Err(unauthenticated);
         };
-        match hub.app().authenticate(&token).await {
+        match hub.app().authenticate(&token.0).await {
             Ok(principal) => Ok(principal),
             Err(e) => {
                 let e = ApiError::from(e);
@@ -267,7 +279,10 @@ impl<P: Ports> Socket<P> {
                         AggregatedMessage::Binary(_) => {
                             self.error(ErrorCode::MalformedRequest, "Messages are JSON text.".to_owned(), None).await
                         }
-                        AggregatedMessage::Ping(bytes) => self.session.pong(&bytes).await.is_ok(),
+                        AggregatedMessage::Ping(bytes) => {
+                            let mut session = self.session.clone();
+                            self.timed(async move { session.pong(&bytes).await }).await
+                        }
                         AggregatedMessage::Pong(_) => true,
                         AggregatedMessage::Close(_) => return End::Close(1000, "bye"),
                     };
@@ -501,7 +516,10 @@ pub async fn event_stream<P: Ports>(
                 _ = keepalive.tick() => web::Bytes::from_static(b": keep-alive\n\n"),
                 () = tx.closed() => return,
             };
-            if tx.send(chunk).await.is_err() {
+            // A client that reads nothing is given up after a while (its
+            // queue overflows meanwhile; its stream ends).
+            let sent = actix_web::rt::time::timeout(SEND_TIMEOUT, tx.send(chunk)).await;
+            if !matches!(sent, Ok(Ok(()))) {
                 return;
             }
         }

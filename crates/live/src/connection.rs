@@ -150,6 +150,20 @@ impl<F> Shared<F> {
     }
 }
 
+/// Takes a subscription that has not answered yet out of the hub when
+/// dropped.
+struct Unfollow<'a, P: Ports, R: Render> {
+    hub: &'a Hub<P, R>,
+    id: u64,
+    project: ProjectId,
+}
+
+impl<P: Ports, R: Render> Drop for Unfollow<'_, P, R> {
+    fn drop(&mut self) {
+        self.hub.inner.unfollow(self.id, self.project);
+    }
+}
+
 /// Where a stream stands with one project.
 enum Sub<F> {
     /// Reading the log after `after` up to `until`; live deliveries past
@@ -246,16 +260,27 @@ impl<P: Ports, R: Render> Connection<P, R> {
             )));
         }
         self.unsubscribe(project);
+        // What the hub queued for an earlier subscription to this project
+        // (its events, an `unsubscribed`) must not reach this one.
+        while let Ok(delivery) = self.rx.try_recv() {
+            self.take(delivery);
+        }
         let max = self.hub.inner.settings.max_subscriptions;
         if self.subs.len() >= max {
             return Err(SubscribeError::TooMany(max));
         }
         let inner = &self.hub.inner;
         inner.follow(self.id, self.principal.user_id, project);
+        // Dropped before it answers (the client went away), this
+        // subscription leaves the hub too.
+        let registration = Unfollow {
+            hub: &self.hub,
+            id: self.id,
+            project,
+        };
         let head = match inner.app.log_head(self.principal, project).await {
             Ok(head) => head,
             Err(e) => {
-                inner.unfollow(self.id, project);
                 return Err(match e {
                     EventsError::NotFound | EventsError::ResyncRequired { .. } => {
                         SubscribeError::NotFound
@@ -268,7 +293,6 @@ impl<P: Ports, R: Render> Connection<P, R> {
         if let Some(since) = since
             && since > head
         {
-            inner.unfollow(self.id, project);
             return Err(SubscribeError::Invalid(ValidationErrors::single(
                 "since",
                 format!("is after the log's head ({head})"),
@@ -278,6 +302,7 @@ impl<P: Ports, R: Render> Connection<P, R> {
             // Removed (or deleted) between our reading and now.
             return Err(SubscribeError::NotFound);
         };
+        std::mem::forget(registration);
         let until = head.max(feed_head);
         let after = since.unwrap_or(head);
         let sub = if after >= until {
@@ -328,30 +353,26 @@ impl<P: Ports, R: Render> Connection<P, R> {
                     None => return Next::Closed(CloseReason::Unavailable),
                 },
                 () = self.shared.notify.notified() => {}
-                _ = self.session_check.tick() => {
-                    if !self.session_alive().await {
-                        self.shared.close(CloseReason::SessionEnded);
-                    }
-                }
+                _ = self.session_check.tick() => self.check_session(),
             }
         }
     }
 
-    async fn session_alive(&self) -> bool {
-        match self
-            .hub
-            .inner
-            .app
-            .sessions()
-            .active(self.principal.session_id)
-            .await
-        {
-            Ok(Some((user, _))) => user == self.principal.user_id,
-            Ok(None) => false,
-            // The session store is down: keep the stream (its requests
-            // would fail, not be refused) and check again later.
-            Err(_) => true,
-        }
+    /// Checks the session in a task of its own (so no client message
+    /// cancels it); a session that ended closes the stream.
+    fn check_session(&self) {
+        let sessions = self.hub.inner.app.sessions().clone();
+        let (session, user) = (self.principal.session_id, self.principal.user_id);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            match sessions.active(session).await {
+                Ok(Some((owner, _))) if owner == user => {}
+                Ok(_) => shared.close(CloseReason::SessionEnded),
+                // The session store is down: keep the stream (its requests
+                // would fail, not be refused) and check again later.
+                Err(_) => {}
+            }
+        });
     }
 
     fn replaying(&self) -> Option<ProjectId> {
@@ -367,10 +388,10 @@ impl<P: Ports, R: Render> Connection<P, R> {
             return;
         };
         let (after, until) = (*after, *until);
-        let query = EventQuery {
-            after,
-            limit: REPLAY_PAGE,
-        };
+        // A page never overflows the queue by itself.
+        let limit =
+            REPLAY_PAGE.min(u32::try_from(self.hub.inner.settings.queue).unwrap_or(u32::MAX));
+        let query = EventQuery { after, limit };
         let inner = &self.hub.inner;
         let page = inner
             .app
@@ -400,20 +421,27 @@ impl<P: Ports, R: Render> Connection<P, R> {
                 }
             }
             Err(EventsError::ResyncRequired { head, .. }) => {
+                // What follows the resync is what comes after its head (at
+                // least `until`: the log's head now): held events up to
+                // there are dropped, the client reloads them.
+                let head = head.max(until);
                 self.ready.push_back(Next::Resync { project, head });
-                *after = head.max(*after);
-                if *after >= until {
-                    self.go_live(project, until);
-                } else if let Some(Sub::Replaying { until: u, .. }) = self.subs.get_mut(&project) {
-                    *u = until.max(head);
-                }
+                self.go_live(project, head);
             }
             Err(EventsError::NotFound) => {
-                self.subs.remove(&project);
+                // No longer a member, or the project is gone: say which if
+                // the hub already did.
+                let reason = match self.subs.remove(&project) {
+                    Some(Sub::Replaying { held, .. }) => held.iter().find_map(|d| match d {
+                        Next::Unsubscribed { reason, .. } => Some(*reason),
+                        _ => None,
+                    }),
+                    _ => None,
+                };
                 self.hub.inner.unfollow(self.id, project);
                 self.ready.push_back(Next::Unsubscribed {
                     project,
-                    reason: UnsubscribeReason::Removed,
+                    reason: reason.unwrap_or(UnsubscribeReason::Removed),
                 });
             }
             Err(EventsError::Invalid(_) | EventsError::Port(_)) => {
@@ -488,7 +516,7 @@ impl<P: Ports, R: Render> Connection<P, R> {
                     self.ready.push_back(Next::Unsubscribed { project, reason });
                 }
                 Next::Resync { head, .. } => {
-                    *last = head;
+                    *last = (*last).max(head);
                     self.ready.push_back(Next::Resync { project, head });
                 }
                 Next::Closed(_) => {}

@@ -391,16 +391,19 @@ impl<P: Ports, R: Render> Inner<P, R> {
             EventType::ProjectDeleted => Some(UnsubscribeReason::Deleted),
             _ => None,
         };
-        let Some(reason) = ended else { return };
-        let removed = UserId(event.event.entity_id);
-        feed.subs.retain(|id, user| {
-            let stays = reason == UnsubscribeReason::Removed && *user != removed;
-            if !stays && let Some(conn) = conns.get(id) {
-                conn.shared.deliver(Next::Unsubscribed { project, reason });
-            }
-            stays
-        });
-        if reason == UnsubscribeReason::Deleted {
+        if let Some(reason) = ended {
+            let removed = UserId(event.event.entity_id);
+            feed.subs.retain(|id, user| {
+                let stays = reason == UnsubscribeReason::Removed && *user != removed;
+                if !stays && let Some(conn) = conns.get(id) {
+                    conn.shared.deliver(Next::Unsubscribed { project, reason });
+                }
+                stays
+            });
+        }
+        // A feed nobody follows any more (all removed, deleted, or gone) is
+        // dropped: it would be polled and caught up for nobody.
+        if feed.subs.is_empty() {
             feeds.remove(&project);
         }
     }
@@ -456,7 +459,6 @@ impl<P: Ports, R: Render> Inner<P, R> {
                 }
             };
             let more = events.len() > FETCH_PAGE as usize;
-            let mut progressed = false;
             for event in events.into_iter().take(FETCH_PAGE as usize) {
                 let Some(head) = state.feeds.get(&project).and_then(|f| f.head) else {
                     return;
@@ -471,14 +473,19 @@ impl<P: Ports, R: Render> Inner<P, R> {
                     self.resync(&mut state, project, event.seq - 1);
                 }
                 self.dispatch(&mut state, event);
-                progressed = true;
             }
             self.drain_stash(&mut state, project);
             let Some(feed) = state.feeds.get_mut(&project) else {
                 return;
             };
+            // Another round while something is known to be missing and the
+            // head moved since this one began (by this read or by commits
+            // offered meanwhile, whose successors may have been heard while
+            // this ran); a round that moved nothing ends it (the poll
+            // retries).
             let behind = feed.head.is_some_and(|head| head < feed.wanted);
-            if !(more || (behind && progressed)) {
+            let moved = feed.head.is_some_and(|head| head > after);
+            if !(more || (behind && moved)) {
                 feed.fetching = false;
                 if gone {
                     self.forget(&mut state, project, UnsubscribeReason::Deleted);
@@ -501,6 +508,9 @@ impl<P: Ports, R: Render> Inner<P, R> {
                 .get(id)
                 .is_some_and(|conn| conn.shared.deliver(Next::Resync { project, head }))
         });
+        if feed.subs.is_empty() {
+            feeds.remove(&project);
+        }
     }
 
     /// Stops following `project`, telling its streams why.

@@ -242,15 +242,20 @@ async fn since_replays_the_log_then_follows_without_a_seam() {
     conn.subscribe(project.id, Some(0))
         .await
         .expect("subscribe");
-    writer.await.expect("writer");
+    // Read while the writer goes on: the replay (several pages) and the
+    // live events interleave.
     let got = seqs(&mut conn, 502).await;
+    writer.await.expect("writer");
     assert_eq!(got, (1..=502).collect::<Vec<_>>());
     quiet(&mut conn).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_announced_out_of_order_are_delivered_in_order() {
-    let w = world(fast());
+    let w = world(HubSettings {
+        poll_interval: Duration::from_secs(3600),
+        ..HubSettings::default()
+    });
     let ada = w.user("ada@example.com").await;
     let project = w.project(ada).await;
     let mut conn = w.hub.connect(ada).expect("connect");
@@ -394,7 +399,12 @@ async fn a_slow_stream_is_closed_and_others_are_not_slowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_closes_the_sessions_streams_only() {
-    let w = world(fast());
+    // Only the announcement can close it in time: the session check runs
+    // once, as the stream joins, then not for an hour.
+    let w = world(HubSettings {
+        session_check_interval: Duration::from_secs(3600),
+        ..fast()
+    });
     let ada = w.user("ada@example.com").await;
     let ada_elsewhere = w.user_again("ada@example.com").await;
     let project = w.project(ada).await;
@@ -402,6 +412,8 @@ async fn logout_closes_the_sessions_streams_only() {
     let mut there = w.hub.connect(ada_elsewhere).expect("connect");
     here.subscribe(project.id, None).await.expect("subscribe");
     there.subscribe(project.id, None).await.expect("subscribe");
+    quiet(&mut here).await;
+    quiet(&mut there).await;
     w.flow.logout(ada).await.expect("logout");
     assert_eq!(
         next(&mut here).await,
@@ -543,4 +555,23 @@ async fn subscriptions_per_connection_are_limited() {
     conn.subscribe(projects[2].id, None)
         .await
         .expect("a freed place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_whose_last_follower_was_removed_is_dropped() {
+    let w = world(fast());
+    let ada = w.user("ada@example.com").await;
+    let bob = w.user("bob@example.com").await;
+    let project = w.project(ada).await;
+    w.add(ada, &project, bob.user_id).await;
+    let mut conn = w.hub.connect(bob).expect("connect");
+    conn.subscribe(project.id, None).await.expect("subscribe");
+    assert_eq!(w.hub.load(), (1, 1));
+    w.flow
+        .remove_member(ada, project.id, bob.user_id)
+        .await
+        .expect("remove");
+    assert_eq!(seqs(&mut conn, 1).await, [4]);
+    assert!(matches!(next(&mut conn).await, Next::Unsubscribed { .. }));
+    assert_eq!(w.hub.load(), (1, 0), "nobody follows the project here");
 }

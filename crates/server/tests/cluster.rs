@@ -800,30 +800,39 @@ async fn events_committed_by_a_killed_instance_reach_subscribers_elsewhere() {
             }
         });
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill it mid-burst: once the log has some of it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while head_of(&client, &survivor, &token, &project).await < 20 {
+        assert!(Instant::now() < deadline, "the burst got under way");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut doomed = doomed;
     doomed.child.kill().expect("SIGKILL");
     doomed.child.wait().expect("reap");
     stop.store(true, Ordering::Relaxed);
     while writers.join_next().await.is_some() {}
-    let (status, page) = json_of(
-        client
-            .get(format!(
-                "{survivor}/api/v1/projects/{project}/events?since=0&limit=1"
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("head"),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let head = page["meta"]["headSeq"].as_i64().expect("head");
-    assert!(head > 10, "the burst was under way: head {head}");
+    let head = head_of(&client, &survivor, &token, &project).await;
     let got: Vec<i64> = ws::events(&mut socket, (head - 2) as usize)
         .await
         .into_iter()
         .map(|(seq, _)| seq)
         .collect();
     assert_eq!(got, (3..=head).collect::<Vec<_>>());
+}
+
+/// The project's log head, as `base` reads it.
+async fn head_of(client: &Client, base: &str, token: &str, project: &str) -> i64 {
+    let (status, page) = json_of(
+        client
+            .get(format!(
+                "{base}/api/v1/projects/{project}/events?since=0&limit=1"
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("head"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["meta"]["headSeq"].as_i64().expect("head")
 }
