@@ -38,6 +38,23 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / TICKS_PER_SECOND)
 }
 
+/// CPU seconds used so far by the processes whose command name (`comm`)
+/// is one of `names` (e.g. `postgres`, `redis-server`), together.
+pub fn cpu_seconds_of_named(names: &[&str]) -> f64 {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| names.contains(&comm.trim()))
+        })
+        .filter_map(cpu_seconds)
+        .sum()
+}
+
 /// Whether the process runs (exists and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {

@@ -165,6 +165,13 @@ pub struct Cpu {
     pub server_pct: f64,
     pub loadgen_s: f64,
     pub loadgen_pct: f64,
+    /// PostgreSQL's and Redis's processes (all of them on the machine).
+    pub services_s: f64,
+    pub services_pct: f64,
+    /// What the machine was busy with besides the instances, the load
+    /// generator and the services (the kernel's network processing in
+    /// softirq context, other work on the machine), 100 = one core.
+    pub other_pct: f64,
     /// The whole machine's busy share (100 = all cores busy): the servers,
     /// the client, PostgreSQL, Redis and anything else.
     pub machine_busy_pct: f64,
@@ -216,6 +223,9 @@ struct Shared {
 }
 
 const SHARDS: usize = 16;
+
+/// The services' process names, for their share of the CPU.
+const SERVICES: &[&str] = &["postgres", "redis-server"];
 
 fn unix_nanos() -> u64 {
     SystemTime::now()
@@ -506,7 +516,11 @@ async fn measure(options: &Options) -> Result<RunResult, String> {
         options.duration.as_secs()
     );
     let me = std::process::id();
-    let cpu_start = (cpu_of(&all_pids), procfs::cpu_seconds(me).unwrap_or(0.0));
+    let cpu_start = (
+        cpu_of(&all_pids),
+        procfs::cpu_seconds(me).unwrap_or(0.0),
+        procfs::cpu_seconds_of_named(SERVICES),
+    );
     let machine_start = procfs::machine_ticks();
     let window_start = Instant::now();
     let write_started = unix_nanos();
@@ -526,7 +540,11 @@ async fn measure(options: &Options) -> Result<RunResult, String> {
     }
     let complete = all_there(&shared);
     let window = window_start.elapsed().as_secs_f64();
-    let cpu_end = (cpu_of(&all_pids), procfs::cpu_seconds(me).unwrap_or(0.0));
+    let cpu_end = (
+        cpu_of(&all_pids),
+        procfs::cpu_seconds(me).unwrap_or(0.0),
+        procfs::cpu_seconds_of_named(SERVICES),
+    );
     let machine_busy_pct = match (machine_start, procfs::machine_ticks()) {
         (Some((busy0, total0)), Some((busy1, total1))) if total1 > total0 => {
             100.0 * (busy1 - busy0) as f64 / (total1 - total0) as f64
@@ -591,6 +609,10 @@ async fn measure(options: &Options) -> Result<RunResult, String> {
     };
     let server_s = cpu_end.0 - cpu_start.0;
     let loadgen_s = cpu_end.1 - cpu_start.1;
+    let services_s = cpu_end.2 - cpu_start.2;
+    let cores = procfs::cpus() as f64;
+    let other_pct =
+        machine_busy_pct * cores - 100.0 * (server_s + loadgen_s + services_s) / window.max(1e-9);
     let fanout_ms = latency.summary();
     let mut targets = Vec::new();
     if let Some(limit) = options.target_p99_ms {
@@ -651,6 +673,9 @@ async fn measure(options: &Options) -> Result<RunResult, String> {
             server_pct: round(100.0 * server_s / window.max(1e-9), 1),
             loadgen_s: round(loadgen_s, 2),
             loadgen_pct: round(100.0 * loadgen_s / window.max(1e-9), 1),
+            services_s: round(services_s, 2),
+            services_pct: round(100.0 * services_s / window.max(1e-9), 1),
+            other_pct: round(other_pct.max(0.0), 1),
             machine_busy_pct: round(machine_busy_pct, 1),
             connect_cpu_us: if connected == 0 {
                 0.0

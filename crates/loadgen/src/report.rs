@@ -81,8 +81,7 @@ pub fn table(runs: &[RunResult]) -> String {
         "deliv/s",
         "KiB/conn",
         "peak RSS",
-        "srv CPU",
-        "all CPU",
+        "CPU srv/gen/db/other",
         "errors",
     ];
     let rows: Vec<Vec<String>> = runs
@@ -105,8 +104,13 @@ pub fn table(runs: &[RunResult]) -> String {
                 format!("{:.0}", run.deliveries.per_second),
                 format!("{:.1}", run.memory.kib_per_idle_connection),
                 format!("{} MiB", run.memory.peak_rss_kib / 1024),
-                format!("{:.0}%", run.cpu.server_pct),
-                format!("{:.0}%", run.cpu.machine_busy_pct),
+                format!(
+                    "{:.0}/{:.0}/{:.0}/{:.0}%",
+                    run.cpu.server_pct,
+                    run.cpu.loadgen_pct,
+                    run.cpu.services_pct,
+                    run.cpu.other_pct
+                ),
                 run.errors.total().to_string(),
             ]
         })
@@ -142,7 +146,8 @@ pub fn table(runs: &[RunResult]) -> String {
         text,
         "\nfan-out: commit to receipt per delivery; last p99: per event, commit to the last \
          subscriber having it; (x): subscribers on another instance than the writes; \
-         srv CPU: the instances (100% = one core); all CPU: the machine (100% = all {} cores)",
+         CPU while writing, 100% = one core of {}: the instances, the load generator, \
+         PostgreSQL + Redis, the rest (kernel network work, other processes)",
         runs.first().map_or(0, |run| run.cpu.cpus)
     );
     for run in runs {
