@@ -162,6 +162,19 @@ pub fn table(runs: &[RunResult]) -> String {
                 target.value
             );
         }
+        let asked = run.rate * run.duration_s;
+        if run.changes.failed > 0 || run.changes.skipped > 0 {
+            let _ = writeln!(
+                text,
+                "{}: the writer fell short: {} of {asked} changes made ({} failed, {} skipped \
+                 with 64 in flight), write p99 {} ms",
+                run.label,
+                run.changes.ok,
+                run.changes.failed,
+                run.changes.skipped,
+                run.write_ms.p99
+            );
+        }
         if run.errors.total() > 0 || !run.deliveries.complete {
             let _ = writeln!(
                 text,
