@@ -3,6 +3,7 @@
 //! Std-only on purpose: it has to build fast on a fresh CI machine, before
 //! anything else does.
 
+mod bench;
 mod deny;
 mod e2e;
 mod schemathesis;
@@ -66,6 +67,10 @@ COMMANDS:
     db migrate|reset|seed
             cargo run -p server -- db <migrate|reset|seed> against the
             database `taskflow_dev` (created with psql when missing).
+    bench <SCENARIO> [FLAGS]
+            Benchmarks of the release build on PostgreSQL and Redis (not part
+            of `test`): `cargo xtask bench help` lists the scenarios
+            (realtime: WebSocket fan-out latency, throughput and memory).
     tidy    Only the layering checks: `domain`'s normal dependency tree holds
             no web, database, runtime, serialization or crypto crate, and
             `api-http` depends on no adapter crate.
@@ -126,6 +131,9 @@ fn main() -> ExitCode {
         ["e2e"] => Workspace::locate().and_then(|ws| ws.run_steps(&[Step::e2e()])),
         ["schemathesis"] => Workspace::locate()
             .and_then(|ws| ws.run_steps(&[Step::services(), Step::schemathesis()])),
+        ["bench", bench_args @ ..] => {
+            Workspace::locate().and_then(|ws| bench::run(&ws, bench_args))
+        }
         ["dev", server_args @ ..] => Workspace::locate().and_then(|ws| ws.dev(server_args)),
         ["db", subcommand] if DB_SUBCOMMANDS.contains(subcommand) => {
             Workspace::locate().and_then(|ws| ws.db(subcommand))
