@@ -242,12 +242,13 @@ impl<P: Ports> Socket<P> {
             Ok(principal) => Ok(principal),
             Err(e) => {
                 let e = ApiError::from(e);
-                if e.code != ErrorCode::Unauthenticated {
-                    self.error(e.code, e.message, None).await;
-                    return Err(End::Close(1011, "try again"));
-                }
+                let unavailable = e.code != ErrorCode::Unauthenticated;
                 self.error(e.code, e.message, None).await;
-                Err(unauthenticated)
+                Err(if unavailable {
+                    End::Close(1011, "try again")
+                } else {
+                    unauthenticated
+                })
             }
         }
     }
@@ -280,8 +281,7 @@ impl<P: Ports> Socket<P> {
                             self.error(ErrorCode::MalformedRequest, "Messages are JSON text.".to_owned(), None).await
                         }
                         AggregatedMessage::Ping(bytes) => {
-                            let mut session = self.session.clone();
-                            self.timed(async move { session.pong(&bytes).await }).await
+                            timed(self.session.pong(&bytes)).await
                         }
                         AggregatedMessage::Pong(_) => true,
                         AggregatedMessage::Close(_) => return End::Close(1000, "bye"),
@@ -320,8 +320,7 @@ impl<P: Ports> Socket<P> {
                     if heard.elapsed() >= settings.idle_timeout {
                         return End::Close(1001, "no pong");
                     }
-                    let mut session = self.session.clone();
-                    if !self.timed(async move { session.ping(b"").await }).await {
+                    if !timed(self.session.ping(b"")).await {
                         return End::Gone;
                     }
                 }
@@ -373,22 +372,19 @@ impl<P: Ports> Socket<P> {
     }
 
     async fn refused(&mut self, e: SubscribeError, project: Uuid) -> bool {
-        let e = ApiError::from(e);
-        let message = ServerMessage::Error {
-            code: e.code,
-            message: e.message,
-            project_id: Some(project),
-            details: e.details,
-        };
-        self.message(&message).await
+        self.api_error(ApiError::from(e), Some(project)).await
     }
 
     async fn error(&mut self, code: ErrorCode, message: String, project: Option<Uuid>) -> bool {
+        self.api_error(ApiError::new(code, message), project).await
+    }
+
+    async fn api_error(&mut self, e: ApiError, project: Option<Uuid>) -> bool {
         let message = ServerMessage::Error {
-            code,
-            message,
+            code: e.code,
+            message: e.message,
             project_id: project,
-            details: Default::default(),
+            details: e.details,
         };
         self.message(&message).await
     }
@@ -398,19 +394,7 @@ impl<P: Ports> Socket<P> {
     }
 
     async fn send(&mut self, text: ByteString) -> bool {
-        let mut session = self.session.clone();
-        self.timed(async move { session.text(text).await }).await
-    }
-
-    /// A send that gives up on a client that reads nothing.
-    async fn timed<F>(&self, send: F) -> bool
-    where
-        F: Future<Output = Result<(), actix_ws::Closed>>,
-    {
-        matches!(
-            actix_web::rt::time::timeout(SEND_TIMEOUT, send).await,
-            Ok(Ok(()))
-        )
+        timed(self.session.text(text)).await
     }
 
     async fn end(self, end: End) {
@@ -423,6 +407,17 @@ impl<P: Ports> Socket<P> {
                 actix_web::rt::time::timeout(SEND_TIMEOUT, self.session.close(Some(reason))).await;
         }
     }
+}
+
+/// A send that gives up on a client that reads nothing.
+async fn timed<F>(send: F) -> bool
+where
+    F: Future<Output = Result<(), actix_ws::Closed>>,
+{
+    matches!(
+        actix_web::rt::time::timeout(SEND_TIMEOUT, send).await,
+        Ok(Ok(()))
+    )
 }
 
 // Server-Sent Events.

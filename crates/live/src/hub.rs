@@ -161,6 +161,14 @@ struct Feed {
     subs: HashMap<u64, UserId>,
 }
 
+impl Feed {
+    /// Marks a catch-up as running; answers whether the caller is to start
+    /// it (none was running).
+    fn claim_fetch(&mut self) -> bool {
+        !std::mem::replace(&mut self.fetching, true)
+    }
+}
+
 impl<P: Ports, R: Render> Hub<P, R> {
     /// A hub over `app`, and where its signals go. The inbox is what the
     /// event bus of `app` must feed, so it is made first:
@@ -320,7 +328,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
             return false;
         };
         feed.wanted = feed.wanted.max(seq);
-        feed.head.is_some_and(|head| seq > head) && !std::mem::replace(&mut feed.fetching, true)
+        feed.head.is_some_and(|head| seq > head) && feed.claim_fetch()
     }
 
     /// An event committed here: dispatched at once when it is the next,
@@ -343,7 +351,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
                 if feed.stash.len() < STASH_LIMIT {
                     feed.stash.insert(event.seq, event);
                 }
-                feed.head.is_some() && !std::mem::replace(&mut feed.fetching, true)
+                feed.head.is_some() && feed.claim_fetch()
             }
         }
     }
@@ -568,7 +576,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
                             state
                                 .feeds
                                 .get_mut(&project)
-                                .is_some_and(|f| !std::mem::replace(&mut f.fetching, true))
+                                .is_some_and(|f| f.claim_fetch())
                         };
                         if start {
                             let hub = self.clone();
@@ -613,7 +621,7 @@ impl<P: Ports, R: Render> Inner<P, R> {
         let feed_head = *feed.head.get_or_insert(head);
         feed.stash = feed.stash.split_off(&(feed_head + 1));
         let behind = feed.wanted > feed_head || !feed.stash.is_empty();
-        let fetch = start && behind && !std::mem::replace(&mut feed.fetching, true);
+        let fetch = start && behind && feed.claim_fetch();
         drop(state);
         if fetch {
             self.clone().fetch(project);

@@ -372,11 +372,6 @@ impl<P> ServerPorts for P where
 {
 }
 
-/// Live delivery's limits and timings from the configuration.
-pub fn hub_settings(config: &Config) -> live::HubSettings {
-    config.live.clone()
-}
-
 /// `redis_url`: where the instances announce their changes to each other
 /// (none for the in-memory server, the only instance of its data).
 async fn serve<P: ServerPorts>(
@@ -417,7 +412,7 @@ async fn serve<P: ServerPorts>(
     let hub = api_http::live::Hub::<P>::start(
         app.clone(),
         api_http::live::Frames,
-        hub_settings(config),
+        config.live.clone(),
         signals,
     );
     promote_admins(&app, config).await?;
